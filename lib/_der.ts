@@ -1,0 +1,113 @@
+/**
+ * A minimal DER reader (ITU-T X.690): enough to take apart SubjectPublicKeyInfo,
+ * PKCS#1 RSAPublicKey and X.509 certificates.
+ *
+ * @module
+ */
+
+import { type Cursor, cursor, readByte, readBytes } from "./_bytes.ts";
+
+/** DER tags used here. */
+export const TAG = {
+  INTEGER: 0x02,
+  BIT_STRING: 0x03,
+  NULL: 0x05,
+  OID: 0x06,
+  SEQUENCE: 0x30,
+  CONTEXT_0: 0xa0,
+} as const;
+
+/**
+ * Reads one element and checks its tag.
+ *
+ * @param c The cursor.
+ * @param tag The expected tag.
+ * @param what What is being read, for the error message.
+ * @returns The element's contents.
+ * @throws {SyntaxError} On a different tag, a bad length or short input.
+ */
+export function readElement(c: Cursor, tag: number, what: string): Uint8Array {
+  const got = readByte(c, what);
+  if (got !== tag) {
+    throw new SyntaxError(
+      `expected ${what} (DER tag 0x${tag.toString(16)}), found tag 0x${
+        got.toString(16)
+      }`,
+    );
+  }
+  let len = readByte(c, `length of ${what}`);
+  if (len & 0x80) {
+    const count = len & 0x7f;
+    if (count === 0 || count > 3) {
+      throw new SyntaxError(`unsupported length encoding in ${what}`);
+    }
+    len = 0;
+    for (const b of readBytes(c, count, `length of ${what}`)) {
+      len = len * 256 + b;
+    }
+  }
+  return readBytes(c, len, what);
+}
+
+/**
+ * Peeks at the tag of the next element.
+ *
+ * @param c The cursor (not advanced).
+ * @returns The tag, or `undefined` at the end.
+ */
+export function peekTag(c: Cursor): number | undefined {
+  return c.bytes[c.pos];
+}
+
+/**
+ * Reads an element and returns a cursor over its contents.
+ *
+ * @param c The cursor.
+ * @param tag The expected tag.
+ * @param what What is being read, for the error message.
+ * @returns A cursor over the contents.
+ */
+export function enter(c: Cursor, tag: number, what: string): Cursor {
+  return cursor(readElement(c, tag, what));
+}
+
+/**
+ * Reads a positive INTEGER.
+ *
+ * @param c The cursor.
+ * @param what What is being read, for the error message.
+ * @returns The magnitude, without a leading zero byte.
+ * @throws {SyntaxError} When the integer is negative or empty.
+ */
+export function readUnsigned(c: Cursor, what: string): Uint8Array {
+  const bytes = readElement(c, TAG.INTEGER, what);
+  if (bytes.length === 0 || (bytes[0]! & 0x80) !== 0) {
+    throw new SyntaxError(`${what} is not a positive integer`);
+  }
+  return bytes[0] === 0 && bytes.length > 1 ? bytes.subarray(1) : bytes;
+}
+
+/**
+ * Reads an OBJECT IDENTIFIER.
+ *
+ * @param c The cursor.
+ * @param what What is being read, for the error message.
+ * @returns The identifier in dotted form.
+ */
+export function readOid(c: Cursor, what: string): string {
+  const bytes = readElement(c, TAG.OID, what);
+  if (bytes.length === 0) throw new SyntaxError(`empty ${what}`);
+  const arcs: number[] = [];
+  let value = 0;
+  for (const b of bytes) {
+    value = value * 128 + (b & 0x7f);
+    if ((b & 0x80) === 0) {
+      if (arcs.length === 0) {
+        const first = value < 80 ? Math.floor(value / 40) : 2;
+        arcs.push(first, value - first * 40);
+      } else arcs.push(value);
+      value = 0;
+    }
+  }
+  return arcs.join(".");
+}

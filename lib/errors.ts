@@ -1,0 +1,65 @@
+/**
+ * Error types shared by the server: the protocol's error codes, the error a
+ * request fails with, and the error a start-up problem is reported with.
+ *
+ * @module
+ */
+
+/** The stable codes of PROTOCOL.md §5, sent as the `error` claim. */
+export type ErrorCode =
+  | "MALFORMED_TOKEN"
+  | "ALG_NOT_ALLOWED"
+  | "MISSING_CLAIM"
+  | "BAD_CLAIM"
+  | "UNKNOWN_GROUP"
+  | "BAD_SIGNATURE"
+  | "BAD_AUDIENCE"
+  | "TOKEN_EXPIRED"
+  | "TOKEN_NOT_YET_VALID"
+  | "SEQ_MAX_MISMATCH"
+  | "JTI_REUSED";
+
+/**
+ * A request that the protocol rejects. `code` becomes the `error` claim of the
+ * answer and `message` the text after `ERROR:` in its `response` claim.
+ */
+export class ProtocolError extends Error {
+  /** The protocol's error code. */
+  readonly code: ErrorCode;
+
+  /**
+   * @param code The protocol error code.
+   * @param message A human-readable reason, without the `ERROR:` prefix.
+   * @param options Standard error options (`cause`).
+   */
+  constructor(code: ErrorCode, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "ProtocolError";
+    this.code = code;
+  }
+}
+
+/**
+ * A start-up problem caused by the user (a bad flag, a missing file): printed
+ * as one line without a stack, then the process exits with `exitCode`.
+ */
+export class ConfigError extends Error {
+  /** The process exit code: 2 for usage errors, 1 for environment problems. */
+  readonly exitCode: number;
+  /** Whether the usage text should follow the message. */
+  readonly showUsage: boolean;
+
+  /**
+   * @param message What failed and how to fix it.
+   * @param options `exitCode` (default 2) and `showUsage` (default false).
+   */
+  constructor(
+    message: string,
+    options?: { exitCode?: number; showUsage?: boolean; cause?: unknown },
+  ) {
+    super(message, { cause: options?.cause });
+    this.name = "ConfigError";
+    this.exitCode = options?.exitCode ?? 2;
+    this.showUsage = options?.showUsage ?? false;
+  }
+}

@@ -1,0 +1,90 @@
+/**
+ * Per-group state behind a small interface: the FSM state, the registration
+ * numbers received, completed walks and the last activity. The caller applies
+ * an event at once (so the next datagram sees the new state) and answers only
+ * when the returned promise says the event is durable.
+ *
+ * @module
+ */
+
+/** What the server knows of one group. */
+export interface GroupRecord {
+  /** The FSM state. */
+  state: number;
+  /** Registration numbers received, with first and last time seen (ISO). */
+  registrations: Record<string, { first: string; last: string }>;
+  /** Times (ISO) at which the group reached the final state. */
+  walks: string[];
+  /** The time (ISO) of the last accepted request, or null. */
+  lastActivity: string | null;
+}
+
+/** One accepted request's effect on its group. */
+export interface GroupEvent {
+  /** The state after the event. */
+  state: number;
+  /** The request's registration number. */
+  registration: number;
+  /** Whether this event completed a walk. */
+  completedWalk: boolean;
+  /** When it happened. */
+  at: Date;
+}
+
+/** Where group state lives. */
+export interface StateStore {
+  /**
+   * The current state of a group (0 when never seen).
+   * @param group The upper-case group name.
+   */
+  state(group: string): number;
+  /**
+   * Applies an event now and resolves once it is durable.
+   * @param group The upper-case group name.
+   * @param event The event.
+   */
+  record(group: string, event: GroupEvent): Promise<void>;
+  /** A snapshot of every group's record. */
+  snapshot(): Record<string, GroupRecord>;
+}
+
+/**
+ * Applies an event to a record, in place.
+ *
+ * @param rec The group's record.
+ * @param event The event.
+ */
+export function applyEvent(rec: GroupRecord, event: GroupEvent): void {
+  const at = event.at.toISOString();
+  rec.state = event.state;
+  const key = String(event.registration);
+  const seen = rec.registrations[key];
+  rec.registrations[key] = { first: seen?.first ?? at, last: at };
+  if (event.completedWalk) rec.walks.push(at);
+  rec.lastActivity = at;
+}
+
+/** A new group's record. */
+export function emptyRecord(): GroupRecord {
+  return { state: 0, registrations: {}, walks: [], lastActivity: null };
+}
+
+/** A store that keeps everything in memory: lost on restart. */
+export class MemoryStore implements StateStore {
+  #groups = new Map<string, GroupRecord>();
+
+  state(group: string): number {
+    return this.#groups.get(group)?.state ?? 0;
+  }
+
+  record(group: string, event: GroupEvent): Promise<void> {
+    let rec = this.#groups.get(group);
+    if (!rec) this.#groups.set(group, rec = emptyRecord());
+    applyEvent(rec, event);
+    return Promise.resolve();
+  }
+
+  snapshot(): Record<string, GroupRecord> {
+    return structuredClone(Object.fromEntries(this.#groups));
+  }
+}

@@ -1,0 +1,77 @@
+/**
+ * Shared test helpers: a handler context over a key directory, and token
+ * signing for test clients.
+ *
+ * @module
+ */
+
+import { SignJWT } from "jose";
+import type { HandlerContext } from "../lib/handler.ts";
+import { loadKeys } from "../lib/keys.ts";
+import { MemoryStore } from "../lib/store.ts";
+
+/** The interoperability vectors copied from shared/vectors. */
+export const VECTORS = new URL("./testdata/vectors/", import.meta.url)
+  .pathname;
+
+/** Reads a private key of the vectors for a test client. */
+export async function privateKey(group: string): Promise<CryptoKey> {
+  const { importPKCS8 } = await import("jose");
+  const pem = await Deno.readTextFile(`${VECTORS}private/${group}.key`);
+  const alg = pem.length > 400 ? "RS256" : "ES256";
+  return await importPKCS8(pem, alg);
+}
+
+/** A context over the vectors' keys with a pinned clock. */
+export async function vectorContext(
+  nowSec: number,
+  overrides?: Partial<HandlerContext>,
+): Promise<HandlerContext> {
+  const ring = await loadKeys(`${VECTORS}keys_pub`);
+  let counter = 0;
+  return {
+    keys: ring.groups,
+    secret: await Deno.readFile(
+      `${VECTORS}keys_priv/key_secret_for_hmac.txt`,
+    ),
+    store: new MemoryStore(),
+    now: () => new Date(nowSec * 1000),
+    randomId: () => (++counter).toString(16).padStart(32, "0"),
+    leewaySec: 30,
+    states: 7,
+    lanes: new Map(),
+    ...overrides,
+  };
+}
+
+/** Request claims for a test client, as student clients send them. */
+export function requestClaims(
+  group: string,
+  n: number,
+  nowSec: number,
+  extra?: Record<string, unknown>,
+): Record<string, unknown> {
+  const colours = ["RED", "ORANGE", "YELLOW", "GREEN", "BLUE", "INDIGO", "VIOLET"];
+  return {
+    sub: group,
+    aud: "udp.socket.server.for.jwt",
+    iat: nowSec,
+    exp: nowSec + 60,
+    jti: crypto.getRandomValues(new Uint8Array(16)).toHex(),
+    seq_state_number: n,
+    seq_state: colours[n] ?? "RED",
+    seq_max: 2,
+    registration: 20230000 + n,
+    ...extra,
+  };
+}
+
+/** Signs request claims with a private key. */
+export async function signRequest(
+  claims: Record<string, unknown>,
+  key: CryptoKey,
+  alg: "RS256" | "ES256",
+): Promise<string> {
+  return await new SignJWT(claims).setProtectedHeader({ alg, typ: "JWT" })
+    .sign(key);
+}
