@@ -51,7 +51,15 @@ export function requestClaims(
   nowSec: number,
   extra?: Record<string, unknown>,
 ): Record<string, unknown> {
-  const colours = ["RED", "ORANGE", "YELLOW", "GREEN", "BLUE", "INDIGO", "VIOLET"];
+  const colours = [
+    "RED",
+    "ORANGE",
+    "YELLOW",
+    "GREEN",
+    "BLUE",
+    "INDIGO",
+    "VIOLET",
+  ];
   return {
     sub: group,
     aud: "udp.socket.server.for.jwt",

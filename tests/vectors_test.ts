@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { jwtVerify } from "jose";
 import { handlePacket } from "../lib/handler.ts";
 import { loadKeys } from "../lib/keys.ts";
-import { VECTORS, vectorContext } from "./_helpers.ts";
+import { vectorContext, VECTORS } from "./_helpers.ts";
 
 interface Vector {
   name: string;
@@ -10,7 +10,7 @@ interface Vector {
   now: number;
   expect: string;
   group?: string;
-  id_request?: string;
+  "id_request"?: string;
 }
 
 const data = JSON.parse(

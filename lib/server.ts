@@ -1,0 +1,268 @@
+/**
+ * The UDP receive/send loop around {@linkcode handlePacket}: one reused
+ * receive buffer, each datagram copied before it is handled, bounded work in
+ * flight, per-source error budgets, and a log record per datagram. Nothing a
+ * datagram contains can stop the loop.
+ *
+ * @module
+ */
+
+import type { Logger } from "@logtape/logtape";
+import { colourOf } from "./fsm.ts";
+import {
+  handlePacket,
+  type HandlerContext,
+  type PacketResult,
+} from "./handler.ts";
+import { ErrorBudget } from "./rate_limit.ts";
+
+/** Options of {@linkcode UdpServer}. */
+export interface ServerOptions {
+  /**
+   * Larger datagrams are dropped.
+   * @default {8192}
+   */
+  maxDatagram?: number;
+  /**
+   * Error answers per second per source address.
+   * @default {50}
+   */
+  errorRate?: number;
+  /**
+   * Burst of error answers per source address.
+   * @default {100}
+   */
+  errorBurst?: number;
+  /**
+   * Datagrams handled concurrently before the loop waits.
+   * @default {512}
+   */
+  maxInFlight?: number;
+}
+
+/** The largest UDP payload; the receive buffer holds any datagram whole. */
+const RECEIVE_BUFFER = 65536;
+
+/** Serves the protocol on one datagram socket. */
+export class UdpServer {
+  #conn: Deno.DatagramConn;
+  #ctx: HandlerContext;
+  #log: Logger;
+  #datagramLog: Logger;
+  #maxDatagram: number;
+  #maxInFlight: number;
+  #budget: ErrorBudget;
+  #inFlight = new Set<Promise<void>>();
+  #closed = false;
+  #loop: Promise<void> | undefined;
+  /** Datagrams by outcome (`ok`, error codes, `no_action`, `dropped:*`). */
+  readonly counts: Map<string, number> = new Map();
+
+  /**
+   * @param conn A bound datagram socket; the server owns it from now on.
+   * @param ctx The handler context.
+   * @param loggers Event and per-datagram loggers.
+   * @param options Limits.
+   */
+  constructor(
+    conn: Deno.DatagramConn,
+    ctx: HandlerContext,
+    loggers: { events: Logger; datagrams: Logger },
+    options?: ServerOptions,
+  ) {
+    const {
+      maxDatagram = 8192,
+      errorRate = 50,
+      errorBurst = 100,
+      maxInFlight = 512,
+    } = options ?? {};
+    this.#conn = conn;
+    this.#ctx = ctx;
+    this.#log = loggers.events;
+    this.#datagramLog = loggers.datagrams;
+    this.#maxDatagram = maxDatagram;
+    this.#maxInFlight = maxInFlight;
+    this.#budget = new ErrorBudget({ rate: errorRate, burst: errorBurst });
+  }
+
+  /** The bound address. */
+  get addr(): Deno.NetAddr {
+    return this.#conn.addr as Deno.NetAddr;
+  }
+
+  /** The handler context (keys can be swapped in place). */
+  get context(): HandlerContext {
+    return this.#ctx;
+  }
+
+  /** Starts the receive loop; resolves when the server is closed. */
+  run(): Promise<void> {
+    this.#loop ??= this.#receiveLoop();
+    return this.#loop;
+  }
+
+  /**
+   * Stops receiving, waits for datagrams in flight (at most `graceMs`), and
+   * closes the socket.
+   *
+   * @param graceMs How long to wait for in-flight work.
+   */
+  async close(graceMs = 1500): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const drained = Promise.allSettled([...this.#inFlight]);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise((r) => timer = setTimeout(r, graceMs));
+    await Promise.race([drained, timeout]);
+    clearTimeout(timer);
+    try {
+      this.#conn.close();
+    } catch {
+      // Already closed.
+    }
+    await this.#loop;
+  }
+
+  #count(outcome: string): void {
+    this.counts.set(outcome, (this.counts.get(outcome) ?? 0) + 1);
+  }
+
+  async #receiveLoop(): Promise<void> {
+    const buffer = new Uint8Array(RECEIVE_BUFFER);
+    while (!this.#closed) {
+      let data: Uint8Array;
+      let peer: Deno.NetAddr;
+      try {
+        const [d, a] = await this.#conn.receive(buffer);
+        data = d;
+        peer = a as Deno.NetAddr;
+      } catch (e) {
+        if (this.#closed || e instanceof Deno.errors.BadResource) break;
+        // ICMP errors from earlier sends surface here on some systems.
+        this.#log.debug("Receive failed: {error}", { error: String(e) });
+        continue;
+      }
+      const started = performance.now();
+      if (data.length > this.#maxDatagram) {
+        this.#record(peer, data.length, started, {
+          reply: null,
+          outcome: "dropped:oversize",
+          detail: `${data.length} bytes > --max-datagram ${this.#maxDatagram}`,
+        });
+        continue;
+      }
+      const work = this.#handle(data.slice(), peer, started);
+      this.#inFlight.add(work);
+      work.finally(() => this.#inFlight.delete(work));
+      if (this.#inFlight.size >= this.#maxInFlight) {
+        await Promise.race(this.#inFlight);
+      }
+    }
+  }
+
+  async #handle(
+    bytes: Uint8Array,
+    peer: Deno.NetAddr,
+    started: number,
+  ): Promise<void> {
+    let result: PacketResult;
+    try {
+      const answerErrors = this.#budget.available(peer.hostname, Date.now());
+      result = await handlePacket(bytes, this.#ctx, { answerErrors });
+    } catch (e) {
+      // A bug, not the client's fault: count it, log it, keep serving.
+      this.#log.error("Handler failed on a datagram from {peer}: {error}", {
+        peer: `${peer.hostname}:${peer.port}`,
+        error: e instanceof Error ? e.stack ?? e.message : String(e),
+      });
+      result = { reply: null, outcome: "dropped:internal_error" };
+    }
+    if (result.reply) {
+      if (result.outcome !== "ok") {
+        this.#budget.take(peer.hostname, Date.now());
+      }
+      try {
+        await this.#conn.send(result.reply, peer);
+      } catch (e) {
+        result = {
+          ...result,
+          outcome: "dropped:send_failed",
+          detail: String(e),
+        };
+      }
+    }
+    this.#record(peer, bytes.length, started, result);
+  }
+
+  #record(
+    peer: Deno.NetAddr,
+    size: number,
+    started: number,
+    r: PacketResult,
+  ): void {
+    this.#count(r.outcome);
+    const c = r.claims;
+    this.#datagramLog.info("{outcome} from {peer}:{port}", {
+      peer: peer.hostname,
+      port: peer.port,
+      bytes: size,
+      group: r.group ?? null,
+      outcome: r.outcome,
+      ...(r.error && r.error !== r.outcome ? { error: r.error } : {}),
+      ...(r.detail ? { detail: r.detail } : {}),
+      seq_state_number: c?.seqStateNumber ?? null,
+      next_number: r.nextNumber ?? null,
+      registration: c?.registration ?? null,
+      us: Math.round((performance.now() - started) * 1000),
+    });
+    this.#logEvent(peer, r);
+  }
+
+  #logEvent(peer: Deno.NetAddr, r: PacketResult): void {
+    const c = r.claims;
+    const from = `${peer.hostname}:${peer.port}`;
+    if (r.outcome === "ok" && c) {
+      if (c.colourMismatch) {
+        this.#log.warn(
+          "{group} sent seq_state {colour} with seq_state_number {sn} ({expected}); accepted",
+          {
+            group: r.group,
+            colour: c.seqState,
+            sn: c.seqStateNumber,
+            expected: colourOf(c.seqStateNumber),
+          },
+        );
+      }
+      this.#log.info(
+        "{group} event {sn} {colour}: state {from_state} -> {to_state}, next_number {next}, registration {registration} from {peer}",
+        {
+          group: r.group,
+          sn: c.seqStateNumber,
+          colour: c.seqState,
+          from_state: r.previousState,
+          to_state: this.#ctx.store.state(r.group!),
+          next: r.nextNumber,
+          registration: c.registration,
+          peer: from,
+        },
+      );
+      if (r.completedWalk) {
+        this.#log.info("{group} completed a walk", { group: r.group });
+      }
+    } else if (r.outcome === "no_action") {
+      this.#log.warn("{group}: {detail}; no answer (NO ACTION) to {peer}", {
+        group: r.group,
+        detail: r.detail,
+        peer: from,
+      });
+    } else if (r.claims === undefined && r.group !== undefined) {
+      // An error after the signature verified: a real client's mistake.
+      this.#log.info("{group}: {error} {detail} to {peer}", {
+        group: r.group,
+        error: r.error ?? r.outcome,
+        detail: r.detail,
+        peer: from,
+      });
+    }
+  }
+}

@@ -1,0 +1,280 @@
+/**
+ * udpjwt: the command line. Parses flags, loads the secret and keys, opens the
+ * socket and the log, prints the start-up summary, and shuts down cleanly on
+ * SIGINT/SIGTERM. User mistakes end as one line on stderr and an exit code
+ * (2 for usage, 1 for the environment); anything else is a bug and keeps its
+ * stack trace.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import denoJson from "./deno.json" with { type: "json" };
+import { type Config, parseConfig, USAGE } from "./lib/config.ts";
+import { ConfigError } from "./lib/errors.ts";
+import { randomHex32 } from "./lib/handler.ts";
+import { type KeyRing, loadKeys } from "./lib/keys.ts";
+import { closeLogging, DATAGRAM_CATEGORY, setupLogging } from "./lib/log.ts";
+import { describeKey } from "./lib/public_key.ts";
+import { UdpServer } from "./lib/server.ts";
+import { MemoryStore } from "./lib/store.ts";
+
+/** The version line of `--version`. */
+export const VERSION =
+  `udpjwt ${denoJson.version} (protocol 2 "rainbow", deno ${Deno.version.deno}, ${Deno.build.target})`;
+
+/** The demo material shipped in the repository, recognised to warn about it. */
+const DEMO_SECRET_PREFIX = "udpjwt-demo-";
+const DEMO_KEY_FINGERPRINT =
+  "SHA256:ZPSysEdXSgj54yVQGuWjLk0G9chXaMHGTyhnwMXCQjc";
+
+function print(line: string): void {
+  // deno-lint-ignore no-console
+  console.log(line);
+}
+
+function printError(line: string): void {
+  // deno-lint-ignore no-console
+  console.error(line);
+}
+
+function isLoopback(hostname: string): boolean {
+  return hostname === "localhost" || hostname === "::1" ||
+    hostname.startsWith("127.");
+}
+
+async function readSecret(dir: string): Promise<[string, Uint8Array]> {
+  const file = `${dir.replace(/[\\/]+$/, "")}/key_secret_for_hmac.txt`;
+  let secret: Uint8Array;
+  try {
+    secret = await Deno.readFile(file);
+  } catch (e) {
+    const why = e instanceof Deno.errors.NotFound
+      ? "file not found"
+      : String(e);
+    throw new ConfigError(
+      `Cannot read the HMAC secret "${file}": ${why}: create it with the lab's shared secret (its raw bytes are used, a trailing newline included)`,
+      { exitCode: 1 },
+    );
+  }
+  if (secret.length === 0) {
+    throw new ConfigError(
+      `The HMAC secret "${file}" is empty: write the lab's shared secret into it`,
+      { exitCode: 1 },
+    );
+  }
+  return [file, secret];
+}
+
+async function readKeys(config: Config): Promise<KeyRing> {
+  let ring: KeyRing;
+  try {
+    ring = await loadKeys(config.keysPub, { minRsaBits: config.minRsaBits });
+  } catch (e) {
+    const why = e instanceof Deno.errors.NotFound
+      ? "directory not found"
+      : String(e);
+    throw new ConfigError(
+      `Cannot read the public keys directory "${config.keysPub}": ${why}: create it or pass --keys-pub`,
+      { exitCode: 1 },
+    );
+  }
+  if (ring.groups.size === 0) {
+    for (const s of ring.skipped) printError(`skipped ${s.file}: ${s.reason}`);
+    throw new ConfigError(
+      `No usable public key in "${config.keysPub}": add one <group>.pem or <group>.ssh file per group (RSA ≥ ${config.minRsaBits} bits or EC P-256)`,
+      { exitCode: 1 },
+    );
+  }
+  return ring;
+}
+
+async function checkDir(dir: string): Promise<void> {
+  try {
+    const info = await Deno.stat(dir);
+    if (!info.isDirectory) throw new Error("not a directory");
+  } catch (e) {
+    const why = e instanceof Deno.errors.NotFound
+      ? "directory not found"
+      : e instanceof Error
+      ? e.message
+      : String(e);
+    throw new ConfigError(`Cannot use the lab directory "${dir}": ${why}`, {
+      exitCode: 1,
+    });
+  }
+}
+
+function listen(config: Config): Deno.DatagramConn {
+  try {
+    return Deno.listenDatagram({
+      hostname: config.hostname,
+      port: config.port,
+      transport: "udp",
+    });
+  } catch (e) {
+    const why = e instanceof Deno.errors.AddrInUse
+      ? "the address is already in use (is another server running?)"
+      : e instanceof Deno.errors.AddrNotAvailable
+      ? "the address is not available on this machine"
+      : e instanceof Deno.errors.PermissionDenied
+      ? "permission denied (ports below 1024 need privileges)"
+      : e instanceof Error
+      ? e.message
+      : String(e);
+    throw new ConfigError(
+      `Cannot listen on ${config.hostname} port ${config.port}: ${why}`,
+      { exitCode: 1, cause: e },
+    );
+  }
+}
+
+function summary(
+  server: UdpServer,
+  config: Config,
+  ring: KeyRing,
+  secretFile: string,
+  secret: Uint8Array,
+  logFile: string,
+): string[] {
+  const { hostname, port } = server.addr;
+  const lines = [
+    `${VERSION}`,
+    `listening on ${hostname} port ${port} (udp)`,
+    `states ${config.states}, leeway ${config.leewaySec} s, max datagram ${config.maxDatagram} bytes, min RSA ${config.minRsaBits} bits`,
+    `HMAC secret: ${secretFile} (${secret.length} bytes)`,
+    `log: ${logFile}`,
+    `groups (${ring.groups.size}) from ${config.keysPub}:`,
+  ];
+  const width = Math.max(...[...ring.groups.keys()].map((g) => g.length));
+  for (const k of ring.groups.values()) {
+    const file = k.file.split(/[\\/]/).pop();
+    lines.push(
+      `  ${k.group.padEnd(width)}  ${k.info.alg}  ${
+        describeKey(k.info).padEnd(8)
+      }  ${k.info.format.padEnd(15)}  ${k.fingerprint}  ${file}`,
+    );
+  }
+  if (ring.skipped.length > 0) {
+    lines.push(`skipped files (${ring.skipped.length}):`);
+    for (const s of ring.skipped) lines.push(`  ${s.file}: ${s.reason}`);
+  }
+  return lines;
+}
+
+async function serve(config: Config): Promise<number> {
+  await checkDir(config.dir);
+  const [secretFile, secret] = await readSecret(config.keysPriv);
+  const ring = await readKeys(config);
+  try {
+    await Deno.mkdir(config.logDir, { recursive: true });
+  } catch (e) {
+    throw new ConfigError(
+      `Cannot create the log directory "${config.logDir}": ${e}: pass --log-dir`,
+      { exitCode: 1 },
+    );
+  }
+  const logFile = `${config.logDir.replace(/[\\/]+$/, "")}/udpjwt.jsonl`;
+  const colour = !Deno.noColor && Deno.stdout.isTerminal();
+  await setupLogging({ level: config.logLevel, file: logFile, colour });
+  const log = getLogger(["udpjwt"]);
+  const conn = listen(config);
+  const server = new UdpServer(
+    conn,
+    {
+      keys: ring.groups,
+      secret,
+      store: new MemoryStore(),
+      now: () => new Date(),
+      randomId: randomHex32,
+      leewaySec: config.leewaySec,
+      states: config.states,
+      lanes: new Map(),
+    },
+    { events: log, datagrams: getLogger([...DATAGRAM_CATEGORY]) },
+    config,
+  );
+  for (
+    const line of summary(server, config, ring, secretFile, secret, logFile)
+  ) {
+    print(line);
+  }
+  for (const s of ring.skipped) {
+    log.warn("Skipped key file {file}: {reason}", { ...s });
+  }
+  if (!isLoopback(server.addr.hostname)) {
+    if (new TextDecoder().decode(secret).startsWith(DEMO_SECRET_PREFIX)) {
+      log.warn(
+        "DEMO HMAC SECRET IN USE on a non-loopback address: anyone can forge answers; write a real secret into {file}",
+        { file: secretFile },
+      );
+    }
+    for (const k of ring.groups.values()) {
+      if (k.fingerprint === DEMO_KEY_FINGERPRINT) {
+        log.warn(
+          "DEMO KEY IN USE for group {group} on a non-loopback address: its private key is public; replace {file}",
+          { group: k.group, file: k.file },
+        );
+      }
+    }
+  }
+  log.info("Ready: {groups} groups on {host} port {port}", {
+    groups: ring.groups.size,
+    host: server.addr.hostname,
+    port: server.addr.port,
+  });
+
+  let stopping: Promise<void> | undefined;
+  const stop = (signal: string) => {
+    stopping ??= (async () => {
+      log.info("{signal} received: finishing datagrams in flight", { signal });
+      await server.close();
+    })();
+  };
+  const signals: Deno.Signal[] = Deno.build.os === "windows"
+    ? ["SIGINT", "SIGBREAK"]
+    : ["SIGINT", "SIGTERM"];
+  const handlers = signals.map((s) => {
+    const h = () => stop(s);
+    Deno.addSignalListener(s, h);
+    return [s, h] as const;
+  });
+  await server.run();
+  await stopping;
+  for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
+  log.info("Stopped after {counts}", {
+    counts: Object.fromEntries(server.counts),
+  });
+  await closeLogging();
+  return 0;
+}
+
+/**
+ * Runs the command line.
+ *
+ * @param args The arguments after the program name.
+ * @returns The process exit code.
+ */
+export async function main(args: readonly string[]): Promise<number> {
+  try {
+    const parsed = parseConfig(args);
+    if (parsed.command === "help") {
+      print(USAGE);
+      return 0;
+    }
+    if (parsed.command === "version") {
+      print(VERSION);
+      return 0;
+    }
+    return await serve(parsed.config);
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    printError(`udpjwt: ${e.message}`);
+    if (e.showUsage) printError(`\n${USAGE}`);
+    return e.exitCode;
+  }
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
+}
