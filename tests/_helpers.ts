@@ -83,3 +83,29 @@ export async function signRequest(
   return await new SignJWT(claims).setProtectedHeader({ alg, typ: "JWT" })
     .sign(key);
 }
+
+/** A throwaway group: its loaded key and the private key to sign with. */
+export interface TestGroup {
+  /** The loaded public key, as the server holds it. */
+  key: import("../lib/keys.ts").GroupKey;
+  /** The private key for a test client. */
+  priv: CryptoKey;
+  /** The algorithm. */
+  alg: "RS256" | "ES256";
+}
+
+/** Generates a key pair and loads its public half like a keys_pub file. */
+export async function makeGroup(
+  name: string,
+  alg: "RS256" | "ES256",
+): Promise<TestGroup> {
+  const { exportSPKI, generateKeyPair } = await import("jose");
+  const { keyFromText } = await import("../lib/keys.ts");
+  const pair = await generateKeyPair(alg, { extractable: true });
+  const pem = await exportSPKI(pair.publicKey);
+  return {
+    key: await keyFromText(`${name.toLowerCase()}.pem`, pem),
+    priv: pair.privateKey,
+    alg,
+  };
+}
