@@ -76,9 +76,7 @@ Deno.test("parseConfig() lets flags override directories and limits", () => {
 
 Deno.test("parseConfig() answers --help and --version", () => {
   assert.deepEqual(parseConfig(["--help"]), { command: "help" });
-  assert.deepEqual(parseConfig(["-h", "--bogus=1"].slice(0, 1)), {
-    command: "help",
-  });
+  assert.deepEqual(parseConfig(["serve", "-h"]), { command: "help" });
   assert.deepEqual(parseConfig(["-V"]), { command: "version" });
 });
 
