@@ -106,6 +106,12 @@ async function checkDir(dir: string): Promise<void> {
 }
 
 function listen(config: Config): Deno.DatagramConn {
+  if (typeof Deno.listenDatagram !== "function") {
+    throw new ConfigError(
+      "UDP sockets need Deno's unstable net feature: run through the deno.json tasks or pass --unstable-net",
+      { exitCode: 1 },
+    );
+  }
   try {
     return Deno.listenDatagram({
       hostname: config.hostname,
