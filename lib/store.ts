@@ -7,12 +7,20 @@
  * @module
  */
 
+import type { ReplayEntry } from "./replay.ts";
+
 /** What the server knows of one group. */
 export interface GroupRecord {
   /** The FSM state. */
   state: number;
-  /** Registration numbers received, with first and last time seen (ISO). */
-  registrations: Record<string, { first: string; last: string }>;
+  /**
+   * Registration numbers received, with first and last time seen (ISO);
+   * `unlisted` marks numbers missing from the group's roster.
+   */
+  registrations: Record<
+    string,
+    { first: string; last: string; unlisted?: boolean }
+  >;
   /** Times (ISO) at which the group reached the final state. */
   walks: string[];
   /** The time (ISO) of the last accepted request, or null. */
@@ -29,6 +37,10 @@ export interface GroupEvent {
   completedWalk: boolean;
   /** When it happened. */
   at: Date;
+  /** True when a roster exists and does not list the registration. */
+  unlisted?: boolean;
+  /** The answer, kept so a retransmission after a restart gets it again. */
+  replay?: ReplayEntry;
 }
 
 /** Where group state lives. */
@@ -46,6 +58,8 @@ export interface StateStore {
   record(group: string, event: GroupEvent): Promise<void>;
   /** A snapshot of every group's record. */
   snapshot(): Record<string, GroupRecord>;
+  /** Writes what is pending and releases files. */
+  close(): Promise<void>;
 }
 
 /**
@@ -59,7 +73,11 @@ export function applyEvent(rec: GroupRecord, event: GroupEvent): void {
   rec.state = event.state;
   const key = String(event.registration);
   const seen = rec.registrations[key];
-  rec.registrations[key] = { first: seen?.first ?? at, last: at };
+  rec.registrations[key] = {
+    first: seen?.first ?? at,
+    last: at,
+    ...(event.unlisted ? { unlisted: true } : {}),
+  };
   if (event.completedWalk) rec.walks.push(at);
   rec.lastActivity = at;
 }
@@ -71,7 +89,12 @@ export function emptyRecord(): GroupRecord {
 
 /** A store that keeps everything in memory: lost on restart. */
 export class MemoryStore implements StateStore {
-  #groups = new Map<string, GroupRecord>();
+  #groups: Map<string, GroupRecord>;
+
+  /** @param initial Records to start from (taken over, not copied). */
+  constructor(initial?: Record<string, GroupRecord>) {
+    this.#groups = new Map(Object.entries(initial ?? {}));
+  }
 
   state(group: string): number {
     return this.#groups.get(group)?.state ?? 0;
@@ -86,5 +109,9 @@ export class MemoryStore implements StateStore {
 
   snapshot(): Record<string, GroupRecord> {
     return structuredClone(Object.fromEntries(this.#groups));
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
   }
 }
