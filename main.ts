@@ -17,7 +17,9 @@ import { type KeyRing, loadKeys } from "./lib/keys.ts";
 import { closeLogging, DATAGRAM_CATEGORY, setupLogging } from "./lib/log.ts";
 import { describeKey } from "./lib/public_key.ts";
 import { UdpServer } from "./lib/server.ts";
-import { MemoryStore } from "./lib/store.ts";
+import { JournalStore } from "./lib/journal.ts";
+import { ReplayCache } from "./lib/replay.ts";
+import { parseRoster, type Roster } from "./lib/roster.ts";
 
 /** The version line of `--version`. */
 export const VERSION =
@@ -89,6 +91,25 @@ async function readKeys(config: Config): Promise<KeyRing> {
   return ring;
 }
 
+async function readRoster(file: string): Promise<Roster | undefined> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(file);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return undefined;
+    throw new ConfigError(`Cannot read the roster "${file}": ${e}`, {
+      exitCode: 1,
+    });
+  }
+  try {
+    return parseRoster(text, file);
+  } catch (e) {
+    throw new ConfigError(e instanceof Error ? e.message : String(e), {
+      exitCode: 1,
+    });
+  }
+}
+
 async function checkDir(dir: string): Promise<void> {
   try {
     const info = await Deno.stat(dir);
@@ -135,21 +156,37 @@ function listen(config: Config): Deno.DatagramConn {
   }
 }
 
+/** Facts for the start-up summary besides the config and the keys. */
+interface Facts {
+  secretFile: string;
+  secretBytes: number;
+  logFile: string;
+  roster: Roster | undefined;
+  groupsInState: number;
+  cachedAnswers: number;
+}
+
 function summary(
   server: UdpServer,
   config: Config,
   ring: KeyRing,
-  secretFile: string,
-  secret: Uint8Array,
-  logFile: string,
+  facts: Facts,
 ): string[] {
   const { hostname, port } = server.addr;
   const lines = [
     `${VERSION}`,
     `listening on ${hostname} port ${port} (udp)`,
     `states ${config.states}, leeway ${config.leewaySec} s, max datagram ${config.maxDatagram} bytes, min RSA ${config.minRsaBits} bits`,
-    `HMAC secret: ${secretFile} (${secret.length} bytes)`,
-    `log: ${logFile}`,
+    `HMAC secret: ${facts.secretFile} (${facts.secretBytes} bytes)`,
+    `log: ${facts.logFile}`,
+    `state: ${config.stateDir} (${facts.groupsInState} groups, ${facts.cachedAnswers} cached answers restored; ${
+      config.fsync ? "fsync before answering" : "NO fsync"
+    })`,
+    `roster: ${
+      facts.roster
+        ? `${config.roster} (${facts.roster.size} groups)`
+        : `none (${config.roster} not found)`
+    }`,
     `groups (${ring.groups.size}) from ${config.keysPub}:`,
   ];
   const width = Math.max(...[...ring.groups.keys()].map((g) => g.length));
@@ -184,27 +221,52 @@ async function serve(config: Config): Promise<number> {
   const colour = !Deno.noColor && Deno.stdout.isTerminal();
   await setupLogging({ level: config.logLevel, file: logFile, colour });
   const log = getLogger(["udpjwt"]);
+  const roster = await readRoster(config.roster);
+  const replay = new ReplayCache({ maxEntries: config.replayCache });
+  const nowSec = () => Date.now() / 1000;
+  let journal;
+  try {
+    journal = await JournalStore.open(config.stateDir, {
+      fsync: config.fsync,
+      nowSec,
+      replayEntries: () => replay.entries(nowSec()),
+    });
+  } catch (e) {
+    throw new ConfigError(
+      `Cannot open the state directory "${config.stateDir}": ${e}: pass --state-dir`,
+      { exitCode: 1 },
+    );
+  }
+  const { store } = journal;
+  for (const entry of journal.replay) replay.add(entry);
+  for (const warning of journal.warnings) log.warn(warning);
   const conn = listen(config);
   const server = new UdpServer(
     conn,
     {
       keys: ring.groups,
       secret,
-      store: new MemoryStore(),
+      store,
+      replay,
       now: () => new Date(),
       randomId: randomHex32,
       leewaySec: config.leewaySec,
       states: config.states,
+      ...(roster ? { roster } : {}),
       lanes: new Map(),
     },
     { events: log, datagrams: getLogger([...DATAGRAM_CATEGORY]) },
     config,
   );
-  for (
-    const line of summary(server, config, ring, secretFile, secret, logFile)
-  ) {
-    print(line);
-  }
+  const facts: Facts = {
+    secretFile,
+    secretBytes: secret.length,
+    logFile,
+    roster,
+    groupsInState: Object.keys(store.snapshot()).length,
+    cachedAnswers: replay.size,
+  };
+  for (const line of summary(server, config, ring, facts)) print(line);
   for (const s of ring.skipped) {
     log.warn("Skipped key file {file}: {reason}", { ...s });
   }
@@ -248,6 +310,7 @@ async function serve(config: Config): Promise<number> {
   await server.run();
   await stopping;
   for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
+  await store.close();
   log.info("Stopped after {counts}", {
     counts: Object.fromEntries(server.counts),
   });

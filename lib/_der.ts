@@ -5,7 +5,13 @@
  * @module
  */
 
-import { type Cursor, cursor, readByte, readBytes } from "./_bytes.ts";
+import {
+  type Cursor,
+  cursor,
+  readByte,
+  readBytes,
+  stripLeadingZeros,
+} from "./_bytes.ts";
 
 /** DER tags used here. */
 export const TAG = {
@@ -76,7 +82,7 @@ export function enter(c: Cursor, tag: number, what: string): Cursor {
  *
  * @param c The cursor.
  * @param what What is being read, for the error message.
- * @returns The magnitude, without a leading zero byte.
+ * @returns The magnitude, without leading zero bytes.
  * @throws {SyntaxError} When the integer is negative or empty.
  */
 export function readUnsigned(c: Cursor, what: string): Uint8Array {
@@ -84,7 +90,9 @@ export function readUnsigned(c: Cursor, what: string): Uint8Array {
   if (bytes.length === 0 || (bytes[0]! & 0x80) !== 0) {
     throw new SyntaxError(`${what} is not a positive integer`);
   }
-  return bytes[0] === 0 && bytes.length > 1 ? bytes.subarray(1) : bytes;
+  // All leading zeros, not just the sign byte: the size and the JWK must come
+  // from the value, as they do for SSH mpints.
+  return stripLeadingZeros(bytes);
 }
 
 /**
@@ -97,6 +105,9 @@ export function readUnsigned(c: Cursor, what: string): Uint8Array {
 export function readOid(c: Cursor, what: string): string {
   const bytes = readElement(c, TAG.OID, what);
   if (bytes.length === 0) throw new SyntaxError(`empty ${what}`);
+  if ((bytes[bytes.length - 1]! & 0x80) !== 0) {
+    throw new SyntaxError(`truncated ${what}: its last arc is cut off`);
+  }
   const arcs: number[] = [];
   let value = 0;
   for (const b of bytes) {

@@ -35,6 +35,14 @@ export interface Config {
   keysPriv: string;
   /** Directory for the JSON Lines log. */
   logDir: string;
+  /** Directory for the durable group state. */
+  stateDir: string;
+  /** The optional roster file. */
+  roster: string;
+  /** Whether state writes are fsync'd before answers go out. */
+  fsync: boolean;
+  /** Most cached answers kept for retransmissions. */
+  replayCache: number;
   /** Number of FSM states. */
   states: number;
   /** Clock leeway in seconds. */
@@ -72,6 +80,11 @@ Options:
                          (default DIR/keys_pub)
   --keys-priv DIR        holds key_secret_for_hmac.txt (default DIR/keys_priv)
   --log-dir DIR          JSON Lines log directory (default DIR/logs)
+  --state-dir DIR        durable group state (default DIR/state)
+  --roster FILE          optional roster of members (default DIR/groups.json)
+  --no-fsync             do not fsync state before answering (faster; an
+                         acknowledged step can be lost in a power failure)
+  --replay-cache N       answers kept for retransmissions (default 100000)
   --states N             number of FSM states, 2-1000 (default 7)
   --leeway SECONDS       allowed clock difference, 0-3600 (default 30)
   --max-datagram BYTES   larger datagrams are dropped, 64-65507 (default 8192)
@@ -129,6 +142,10 @@ export function parseConfig(args: readonly string[]): Command {
         "keys-pub": { type: "string" },
         "keys-priv": { type: "string" },
         "log-dir": { type: "string" },
+        "state-dir": { type: "string" },
+        "roster": { type: "string" },
+        "no-fsync": { type: "boolean" },
+        "replay-cache": { type: "string" },
         "states": { type: "string" },
         "leeway": { type: "string" },
         "max-datagram": { type: "string" },
@@ -177,6 +194,13 @@ export function parseConfig(args: readonly string[]): Command {
     keysPub: v["keys-pub"] ?? join(dir, "keys_pub"),
     keysPriv: v["keys-priv"] ?? join(dir, "keys_priv"),
     logDir: v["log-dir"] ?? join(dir, "logs"),
+    stateDir: v["state-dir"] ?? join(dir, "state"),
+    roster: v.roster ?? join(dir, "groups.json"),
+    fsync: !v["no-fsync"],
+    replayCache: integer("--replay-cache", v["replay-cache"], 100_000, [
+      100,
+      10_000_000,
+    ]),
     states: integer("--states", v.states, 7, [2, 1000]),
     leewaySec: integer("--leeway", v.leeway, 30, [0, 3600]),
     maxDatagram: integer("--max-datagram", v["max-datagram"], 8192, [

@@ -4,7 +4,9 @@
  * The cheap checks (shape, header, group, algorithm fit) run synchronously in
  * arrival order; the signature is verified concurrently; the state machine
  * then runs for each group in arrival order, so a client sending events back
- * to back is answered in order.
+ * to back is answered in order. A retransmitted token gets the cached answer
+ * byte for byte, and an answer that acknowledges a transition is released
+ * only once the store says the transition is durable.
  *
  * @module
  */
@@ -12,6 +14,8 @@
 import { type ErrorCode, ProtocolError } from "./errors.ts";
 import { advance } from "./fsm.ts";
 import type { GroupKey } from "./keys.ts";
+import type { ReplayCache, ReplayEntry } from "./replay.ts";
+import type { Roster } from "./roster.ts";
 import type { StateStore } from "./store.ts";
 import {
   AUDIENCE,
@@ -22,18 +26,22 @@ import {
   parseToken,
   readGroup,
   type RequestClaims,
+  sha256Hex,
   signResponse,
+  trimToken,
   verifySignature,
 } from "./token.ts";
 
 /** What the handler needs from the server around it. */
 export interface HandlerContext {
-  /** Loaded keys by upper-case group name. */
+  /** Loaded keys by upper-case group name (replaced on reload). */
   keys: ReadonlyMap<string, GroupKey>;
   /** The HMAC secret for answers, raw bytes. */
   secret: Uint8Array;
   /** Group state. */
   store: StateStore;
+  /** Answers to recent tokens, and the `jti`s seen. */
+  replay: ReplayCache;
   /** The clock. */
   now: () => Date;
   /** Fresh random `jti`s for answers (32 hex digits). */
@@ -42,8 +50,8 @@ export interface HandlerContext {
   leewaySec: number;
   /** The number of FSM states. */
   states: number;
-  /** Member count of a group when a roster is configured. */
-  members?: (group: string) => number | undefined;
+  /** Members by group, when a roster is configured. */
+  roster?: Roster;
   /** Per-group ordering of FSM steps; one map per server. */
   lanes: Map<string, Promise<unknown>>;
 }
@@ -52,8 +60,11 @@ export interface HandlerContext {
 export interface PacketResult {
   /** The answer to send, or null for none. */
   reply: Uint8Array | null;
-  /** `ok`, an error code, `no_action`, or `dropped:<reason>`. */
-  outcome: "ok" | "no_action" | ErrorCode | `dropped:${string}`;
+  /**
+   * `ok`, `replayed` (a retransmission answered from the cache), an error
+   * code, `no_action`, or `dropped:<reason>`.
+   */
+  outcome: "ok" | "replayed" | "no_action" | ErrorCode | `dropped:${string}`;
   /** The error code, also when the answer to it was dropped. */
   error?: ErrorCode;
   /** The error message or the reason for no answer. */
@@ -64,20 +75,29 @@ export interface PacketResult {
   claims?: RequestClaims;
   /** The state before the event. */
   previousState?: number;
+  /** The state after the event. */
+  state?: number;
   /** The `next_number` answered. */
   nextNumber?: number;
   /** Whether this event completed a walk. */
   completedWalk?: boolean;
+  /** Whether a roster exists and does not list the registration. */
+  unlisted?: boolean;
 }
 
 /** Options of {@linkcode handlePacket}. */
 export interface HandleOptions {
   /**
-   * Whether error answers may be sent (false once the source's error budget
-   * is spent: errors are then dropped without signature work).
+   * Whether the source may still get error answers. When false, requests
+   * that fail a cheap check are dropped before any signature work.
    * @default {true}
    */
   answerErrors?: boolean;
+  /**
+   * Spends one error answer of the source's budget; false drops the answer.
+   * @default {() => true}
+   */
+  takeErrorToken?: () => boolean;
 }
 
 /** Makes a random 32-hex-digit identifier. */
@@ -95,10 +115,6 @@ export function otpTimestamp(now: Date): string {
   return now.toISOString().replace(/Z$/, "+00:00");
 }
 
-async function sha256Hex(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
-  return new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)).toHex();
-}
-
 function baseClaims(ctx: HandlerContext, sub: string): Record<string, unknown> {
   const now = ctx.now();
   const iat = Math.floor(now.getTime() / 1000);
@@ -112,18 +128,17 @@ function baseClaims(ctx: HandlerContext, sub: string): Record<string, unknown> {
   };
 }
 
+/** Printable ASCII plus the whitespace that may surround a token. */
 function isAsciiText(bytes: Uint8Array): boolean {
   for (const b of bytes) {
-    if (b > 0x7e || (b < 0x20 && b !== 0x09 && b !== 0x0a && b !== 0x0d)) {
-      return false;
-    }
+    if (b > 0x7e || (b < 0x20 && (b < 0x09 || b > 0x0d))) return false;
   }
   return true;
 }
 
 /** The payload bytes of a token that failed early, if they are a JSON object. */
-function payloadIfObject(text: string): Uint8Array<ArrayBuffer> | undefined {
-  const middle = text.trim().split(".")[1];
+function payloadIfObject(text: string): Uint8Array | undefined {
+  const middle = text.split(".")[1];
   if (middle === undefined || !/^[A-Za-z0-9_-]*$/.test(middle)) return;
   try {
     const bytes = Uint8Array.fromBase64(middle, { alphabet: "base64url" });
@@ -158,16 +173,16 @@ function inLane<T>(
 interface Request {
   size: number;
   text: string;
-  payload?: Uint8Array<ArrayBuffer>;
+  payload?: Uint8Array;
 }
 
-async function errorResult(
+function errorResult(
   err: ProtocolError,
   ctx: HandlerContext,
   request: Request,
   verified: { sub: string; group: string } | undefined,
   options: HandleOptions,
-): Promise<PacketResult> {
+): PacketResult {
   const base = {
     outcome: err.code,
     error: err.code,
@@ -179,15 +194,16 @@ async function errorResult(
   }
   const claims = baseClaims(ctx, verified?.sub.slice(0, 64) ?? "NO_SUB_CLAIM");
   const payload = request.payload ?? payloadIfObject(request.text);
-  if (payload) claims.id_request = await sha256Hex(payload);
+  if (payload) claims.id_request = sha256Hex(payload);
   claims.response = `ERROR: ${err.message.slice(0, 300)}`;
   claims.error = err.code;
-  const reply = new TextEncoder().encode(
-    await signResponse(claims, ctx.secret),
-  );
+  const reply = signResponse(claims, ctx.secret);
   // Anti-amplification: an unverified source never gets more than 3x its bytes.
   if (!verified && reply.length > 3 * request.size) {
     return { ...base, reply: null, outcome: "dropped:amplification" };
+  }
+  if (options.takeErrorToken && !options.takeErrorToken()) {
+    return { ...base, reply: null, outcome: "dropped:rate_limit" };
   }
   return { ...base, reply };
 }
@@ -195,11 +211,20 @@ async function errorResult(
 /** What the ordered part of the handling decided. */
 type LaneOutcome =
   | { error: ProtocolError; verified?: { sub: string; group: string } }
-  | { result: PacketResult; durable?: Promise<void> };
+  | { result: PacketResult; ready?: Promise<void> };
+
+function replayed(entry: ReplayEntry): LaneOutcome {
+  const result: PacketResult = {
+    reply: entry.reply,
+    outcome: "replayed",
+    group: entry.group,
+  };
+  return entry.ready ? { result, ready: entry.ready } : { result };
+}
 
 /**
- * Checks the verified request's claims and runs the state machine.
- * Synchronous after the signature, so no other event of the group interleaves.
+ * Checks the verified request's claims and runs the state machine. After the
+ * signature it is synchronous, so no other event of the group interleaves.
  */
 async function step(
   ctx: HandlerContext,
@@ -213,56 +238,85 @@ async function step(
     if (e instanceof ProtocolError) return { error: e };
     throw e;
   }
+  const now = ctx.now();
+  const nowSec = now.getTime() / 1000;
+  // An identical token that overtook this one while it was being verified.
+  const hit = ctx.replay.lookup(parsed.text, nowSec);
+  if (hit) return replayed(hit);
   const group = key.group;
   const verified = { sub: String(parsed.payload.sub), group };
+  const members = ctx.roster?.get(group);
   let claims: RequestClaims;
   try {
-    const members = ctx.members?.(group);
     claims = checkClaims(parsed.payload, {
-      now: ctx.now(),
+      now,
       leewaySec: ctx.leewaySec,
-      ...(members === undefined ? {} : { members }),
+      ...(members ? { members: members.size } : {}),
     });
+    if (ctx.replay.hasJti(group, claims.jti, nowSec)) {
+      throw new ProtocolError(
+        "JTI_REUSED",
+        `jti "${claims.jti}" was already used by group ${group}: use a fresh jti for each new request`,
+      );
+    }
   } catch (e) {
     if (e instanceof ProtocolError) return { error: e, verified };
     throw e;
   }
+  const entry: ReplayEntry = {
+    token: parsed.text,
+    group,
+    jti: claims.jti,
+    reply: null,
+    expiresAt: claims.exp + ctx.leewaySec,
+  };
   const previousState = ctx.store.state(group);
   const sn = claims.seqStateNumber;
   const t = advance(previousState, sn, { states: ctx.states });
+  const base = { group, claims, previousState };
   if (!t) {
+    ctx.replay.add(entry, nowSec);
     const detail = `seq_state_number ${sn} is outside 0..${ctx.states - 1}`;
-    const outcome = "no_action";
     return {
-      result: { reply: null, outcome, detail, group, claims, previousState },
+      result: { ...base, reply: null, outcome: "no_action", detail },
     };
   }
+  const answer = baseClaims(ctx, claims.sub);
+  answer.id_request = sha256Hex(parsed.payloadBytes);
+  answer.next_number = t.nextNumber;
+  const reply = entry.reply = signResponse(answer, ctx.secret);
   const completedWalk = sn === ctx.states - 1 &&
     previousState === ctx.states - 2;
-  const durable = ctx.store.record(group, {
+  const unlisted = members ? !members.has(claims.registration) : false;
+  const ready = ctx.store.record(group, {
     state: t.state,
     registration: claims.registration,
     completedWalk,
-    at: ctx.now(),
+    at: now,
+    ...(unlisted ? { unlisted } : {}),
+    replay: entry,
   });
+  ready.catch(() => {}); // awaited below and by retransmissions
+  entry.ready = ready;
+  ctx.replay.add(entry, nowSec);
   const result: PacketResult = {
-    reply: null,
+    ...base,
+    reply,
     outcome: "ok",
-    group,
-    claims,
-    previousState,
+    state: t.state,
     nextNumber: t.nextNumber,
     completedWalk,
+    unlisted,
   };
-  return { result, durable };
+  return { result, ready };
 }
 
 /**
  * Handles one datagram.
  *
  * @param bytes The datagram (owned by the handler: copy receive buffers).
- * @param ctx Keys, secret, store, clock and limits.
- * @param options Whether error answers may be sent.
+ * @param ctx Keys, secret, store, cache, clock and limits.
+ * @param options The source's error budget.
  * @returns The answer (or null) and what happened.
  */
 export async function handlePacket(
@@ -274,52 +328,53 @@ export async function handlePacket(
   const ascii = isAsciiText(bytes);
   const request: Request = {
     size: bytes.length,
-    text: ascii ? new TextDecoder().decode(bytes) : "",
+    text: ascii ? trimToken(new TextDecoder().decode(bytes)) : "",
   };
-  let parsed: ParsedToken;
-  let key: GroupKey;
-  try {
-    if (!ascii) {
-      throw new ProtocolError(
-        "MALFORMED_TOKEN",
-        "the datagram is not ASCII text",
-      );
+  const nowSec = ctx.now().getTime() / 1000;
+  const hit = ascii ? ctx.replay.lookup(request.text, nowSec) : undefined;
+  let outcome: LaneOutcome;
+  if (hit) {
+    outcome = replayed(hit);
+  } else {
+    let parsed: ParsedToken;
+    let key: GroupKey;
+    try {
+      if (!ascii) {
+        throw new ProtocolError(
+          "MALFORMED_TOKEN",
+          "the datagram is not ASCII text",
+        );
+      }
+      parsed = parseToken(request.text);
+      request.payload = parsed.payloadBytes;
+      const alg = checkAlg(parsed.header);
+      key = keyFor(readGroup(parsed.payload), alg, ctx.keys);
+      if (opts.answerErrors === false) {
+        // Over budget: a request that would fail its claims is shed here,
+        // without signature work.
+        checkClaims(parsed.payload, {
+          now: ctx.now(),
+          leewaySec: ctx.leewaySec,
+        });
+      }
+    } catch (e) {
+      if (e instanceof ProtocolError) {
+        return errorResult(e, ctx, request, undefined, opts);
+      }
+      throw e;
     }
-    parsed = parseToken(request.text);
-    request.payload = parsed.payloadBytes;
-    const alg = checkAlg(parsed.header);
-    key = keyFor(readGroup(parsed.payload), alg, ctx.keys);
-  } catch (e) {
-    if (e instanceof ProtocolError) {
-      return await errorResult(e, ctx, request, undefined, opts);
-    }
-    throw e;
-  }
-  const signature = verifySignature(parsed.text, key);
-  signature.catch(() => {}); // awaited in the lane; this avoids an unhandled rejection
-  const outcome = await inLane(
-    ctx,
-    key.group,
-    () => step(ctx, parsed, key, signature),
-  );
-  if ("error" in outcome) {
-    return await errorResult(
-      outcome.error,
+    const signature = verifySignature(parsed.text, key);
+    signature.catch(() => {}); // awaited in the lane; avoids an unhandled rejection
+    outcome = await inLane(
       ctx,
-      request,
-      outcome.verified,
-      opts,
+      key.group,
+      () => step(ctx, parsed, key, signature),
     );
   }
-  const { result, durable } = outcome;
-  if (durable === undefined) return result;
-  // The answer acknowledges the transition: send it only once it is durable.
-  await durable;
-  const claims = baseClaims(ctx, result.claims!.sub);
-  claims.id_request = await sha256Hex(parsed.payloadBytes);
-  claims.next_number = result.nextNumber;
-  result.reply = new TextEncoder().encode(
-    await signResponse(claims, ctx.secret),
-  );
-  return result;
+  if ("error" in outcome) {
+    return errorResult(outcome.error, ctx, request, outcome.verified, opts);
+  }
+  // The answer acknowledges a transition: release it only once durable.
+  if (outcome.ready) await outcome.ready;
+  return outcome.result;
 }

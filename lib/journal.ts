@@ -394,8 +394,11 @@ export class JournalStore implements StateStore {
       seq: this.#seq,
       groups: this.#memory.snapshot(),
       replay: replay.map((r) => ({
-        ...r,
+        token: r.token,
+        group: r.group,
+        jti: r.jti,
         reply: r.reply === null ? null : decoder.decode(r.reply),
+        expiresAt: r.expiresAt,
       })),
     };
     const path = JournalStore.snapshotPath(this.#dir);

@@ -74,10 +74,12 @@ export async function keyFromText(
 ): Promise<GroupKey> {
   const { minRsaBits = 2048 } = options ?? {};
   const base = file.split(/[\\/]/).pop() ?? file;
-  const group = (KEY_FILE.exec(base)?.[1] ?? base).toUpperCase();
-  if (!GROUP_NAME.test(group)) {
+  const stem = KEY_FILE.exec(base)?.[1] ?? base;
+  const group = stem.toUpperCase();
+  // The stem must be ASCII too: toUpperCase() turns "straße" into "STRASSE".
+  if (!GROUP_NAME.test(group) || /[^\x20-\x7e]/.test(stem)) {
     throw new SyntaxError(
-      `group name "${group}" is not 1-64 characters of A-Z 0-9 _ -: rename the file`,
+      `group name "${stem}" is not 1-64 characters of A-Z 0-9 _ -: rename the file`,
     );
   }
   const info = parsePublicKey(text);

@@ -307,11 +307,29 @@ export async function fingerprint(key: PublicKeyInfo): Promise<string> {
  * @returns A non-extractable `verify` key for its algorithm.
  * @throws {Error} When WebCrypto rejects the key (e.g. a point off the curve).
  */
-export function importPublicKey(key: PublicKeyInfo): Promise<CryptoKey> {
+export async function importPublicKey(
+  key: PublicKeyInfo,
+): Promise<CryptoKey> {
   const algorithm = key.type === "RSA"
     ? { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" }
     : { name: "ECDSA", namedCurve: "P-256" };
-  return crypto.subtle.importKey("jwk", key.jwk, algorithm, false, ["verify"]);
+  const imported = await crypto.subtle.importKey(
+    "jwk",
+    key.jwk,
+    algorithm,
+    false,
+    ["verify"],
+  );
+  // Deno checks a JWK only when it first verifies with it: a trial run makes a
+  // malformed key (a point off the curve, an even RSA modulus) fail here, at
+  // load time, instead of on every token of its group.
+  await crypto.subtle.verify(
+    key.type === "RSA" ? algorithm : { name: "ECDSA", hash: "SHA-256" },
+    imported,
+    new Uint8Array(),
+    new Uint8Array(),
+  );
+  return imported;
 }
 
 /**

@@ -74,14 +74,16 @@ export class ErrorBudget {
   }
 
   /**
-   * Spends one token of `source`.
+   * Spends one token of `source`, if it has one.
    *
    * @param source The source address.
    * @param nowMs The clock, in milliseconds.
+   * @returns True when a token was spent, false when the bucket is empty.
    */
-  take(source: string, nowMs: number): void {
+  take(source: string, nowMs: number): boolean {
     const b = this.#refill(source, nowMs) ?? { tokens: this.#burst, at: nowMs };
-    b.tokens = Math.max(0, b.tokens - 1);
+    const ok = b.tokens >= 1;
+    if (ok) b.tokens -= 1;
     // Re-insert so the Map's order is least recently used first.
     this.#buckets.delete(source);
     if (this.#buckets.size >= this.#maxSources) {
@@ -89,6 +91,7 @@ export class ErrorBudget {
       if (oldest !== undefined) this.#buckets.delete(oldest);
     }
     this.#buckets.set(source, b);
+    return ok;
   }
 
   /** The number of sources tracked. */

@@ -26,6 +26,8 @@ export interface ReplayEntry {
   reply: Uint8Array | null;
   /** Seconds since the epoch after which the entry is forgotten. */
   expiresAt: number;
+  /** Resolves once the answer may be sent (its transition is durable). */
+  ready?: Promise<void>;
 }
 
 /** Options of {@linkcode ReplayCache}. */

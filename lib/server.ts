@@ -167,8 +167,11 @@ export class UdpServer {
   ): Promise<void> {
     let result: PacketResult;
     try {
-      const answerErrors = this.#budget.available(peer.hostname, Date.now());
-      result = await handlePacket(bytes, this.#ctx, { answerErrors });
+      const source = peer.hostname;
+      result = await handlePacket(bytes, this.#ctx, {
+        answerErrors: this.#budget.available(source, Date.now()),
+        takeErrorToken: () => this.#budget.take(source, Date.now()),
+      });
     } catch (e) {
       // A bug, not the client's fault: count it, log it, keep serving.
       this.#log.error("Handler failed on a datagram from {peer}: {error}", {
@@ -178,9 +181,6 @@ export class UdpServer {
       result = { reply: null, outcome: "dropped:internal_error" };
     }
     if (result.reply) {
-      if (result.outcome !== "ok") {
-        this.#budget.take(peer.hostname, Date.now());
-      }
       try {
         await this.#conn.send(result.reply, peer);
       } catch (e) {
@@ -240,12 +240,18 @@ export class UdpServer {
           sn: c.seqStateNumber,
           colour: c.seqState,
           from_state: r.previousState,
-          to_state: this.#ctx.store.state(r.group!),
+          to_state: r.state,
           next: r.nextNumber,
           registration: c.registration,
           peer: from,
         },
       );
+      if (r.unlisted) {
+        this.#log.warn(
+          "{group}: registration {registration} is not on the roster; accepted and flagged",
+          { group: r.group, registration: c.registration },
+        );
+      }
       if (r.completedWalk) {
         this.#log.info("{group} completed a walk", { group: r.group });
       }

@@ -8,6 +8,7 @@
 import { SignJWT } from "jose";
 import type { HandlerContext } from "../lib/handler.ts";
 import { loadKeys } from "../lib/keys.ts";
+import { ReplayCache } from "../lib/replay.ts";
 import { MemoryStore } from "../lib/store.ts";
 
 /** The interoperability vectors copied from shared/vectors. */
@@ -35,6 +36,7 @@ export async function vectorContext(
       `${VECTORS}keys_priv/key_secret_for_hmac.txt`,
     ),
     store: new MemoryStore(),
+    replay: new ReplayCache(),
     now: () => new Date(nowSec * 1000),
     randomId: () => (++counter).toString(16).padStart(32, "0"),
     leewaySec: 30,

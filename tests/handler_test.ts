@@ -6,6 +6,7 @@ import {
   otpTimestamp,
   randomHex32,
 } from "../lib/handler.ts";
+import { ReplayCache } from "../lib/replay.ts";
 import { MemoryStore } from "../lib/store.ts";
 import {
   makeGroup,
@@ -24,6 +25,7 @@ function context(overrides?: Partial<HandlerContext>): HandlerContext {
     keys: new Map([[rsa.key.group, rsa.key], [ec.key.group, ec.key]]),
     secret,
     store: new MemoryStore(),
+    replay: new ReplayCache(),
     now: () => new Date(NOW * 1000 + 123),
     randomId: randomHex32,
     leewaySec: 30,
@@ -240,7 +242,9 @@ Deno.test("handlePacket() drops errors without answering once the error budget i
 });
 
 Deno.test("handlePacket() checks seq_max against a roster's member count", async () => {
-  const ctx = context({ members: (g) => (g === "ALPHA" ? 3 : undefined) });
+  const ctx = context({
+    roster: new Map([["ALPHA", new Set([20230000, 20230001, 20230002])]]),
+  });
   const r = await handlePacket(await request(rsa, 0), ctx);
   assert.equal(r.outcome, "SEQ_MAX_MISMATCH");
   const ok = await handlePacket(await request(rsa, 0, { seq_max: 3 }), ctx);
@@ -256,6 +260,7 @@ Deno.test("handlePacket() answers only once the store says the event is durable"
   const store = {
     state: (g: string) => memory.state(g),
     snapshot: () => memory.snapshot(),
+    close: () => memory.close(),
     record: async (g: string, e: Parameters<MemoryStore["record"]>[1]) => {
       recorded++;
       await memory.record(g, e);
