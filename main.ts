@@ -13,7 +13,7 @@ import denoJson from "./deno.json" with { type: "json" };
 import { type Config, parseConfig, USAGE } from "./lib/config.ts";
 import { ConfigError } from "./lib/errors.ts";
 import { randomHex32 } from "./lib/handler.ts";
-import { type KeyRing, loadKeys } from "./lib/keys.ts";
+import { type KeyRing, loadKeys, mergeReload } from "./lib/keys.ts";
 import { closeLogging, DATAGRAM_CATEGORY, setupLogging } from "./lib/log.ts";
 import { describeKey } from "./lib/public_key.ts";
 import { UdpServer } from "./lib/server.ts";
@@ -205,6 +205,46 @@ function summary(
   return lines;
 }
 
+/** SIGHUP: reload keys_pub/ without a restart. */
+async function reloadKeys(server: UdpServer, config: Config): Promise<void> {
+  const log = getLogger(["udpjwt"]);
+  let fresh: KeyRing;
+  try {
+    fresh = await loadKeys(config.keysPub, { minRsaBits: config.minRsaBits });
+  } catch (e) {
+    log.error("Reload of {dir} failed, keeping every key: {error}", {
+      dir: config.keysPub,
+      error: String(e),
+    });
+    return;
+  }
+  const r = mergeReload(server.context.keys, fresh);
+  server.context.keys = r.groups;
+  for (const s of r.kept) {
+    log.warn(
+      "Reload: {file} is unusable ({reason}); keeping the previous key",
+      {
+        ...s,
+      },
+    );
+  }
+  for (const s of fresh.skipped) {
+    if (!r.kept.includes(s)) {
+      log.warn("Reload: skipped {file}: {reason}", { ...s });
+    }
+  }
+  log.info(
+    "Reloaded {dir}: {count} groups; added {added}, changed {changed}, removed {removed}",
+    {
+      dir: config.keysPub,
+      count: r.groups.size,
+      added: r.added,
+      changed: r.changed,
+      removed: r.removed,
+    },
+  );
+}
+
 async function serve(config: Config): Promise<number> {
   await checkDir(config.dir);
   const [secretFile, secret] = await readSecret(config.keysPriv);
@@ -290,6 +330,7 @@ async function serve(config: Config): Promise<number> {
     groups: ring.groups.size,
     host: server.addr.hostname,
     port: server.addr.port,
+    rss: Deno.memoryUsage().rss,
   });
 
   let stopping: Promise<void> | undefined;
@@ -299,11 +340,15 @@ async function serve(config: Config): Promise<number> {
       await server.close();
     })();
   };
+  let reloading = Promise.resolve();
+  const reload = () => {
+    reloading = reloading.then(() => reloadKeys(server, config));
+  };
   const signals: Deno.Signal[] = Deno.build.os === "windows"
     ? ["SIGINT", "SIGBREAK"]
-    : ["SIGINT", "SIGTERM"];
+    : ["SIGINT", "SIGTERM", "SIGHUP"];
   const handlers = signals.map((s) => {
-    const h = () => stop(s);
+    const h = s === "SIGHUP" ? reload : () => stop(s);
     Deno.addSignalListener(s, h);
     return [s, h] as const;
   });
@@ -313,6 +358,9 @@ async function serve(config: Config): Promise<number> {
   await store.close();
   log.info("Stopped after {counts}", {
     counts: Object.fromEntries(server.counts),
+    rss: Deno.memoryUsage().rss,
+    cached: replay.size,
+    evicted: replay.evicted,
   });
   await closeLogging();
   return 0;

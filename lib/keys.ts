@@ -75,7 +75,7 @@ export async function keyFromText(
   const { minRsaBits = 2048 } = options ?? {};
   const base = file.split(/[\\/]/).pop() ?? file;
   const stem = KEY_FILE.exec(base)?.[1] ?? base;
-  const group = stem.toUpperCase();
+  const group = groupOfFile(file);
   // The stem must be ASCII too: toUpperCase() turns "straße" into "STRASSE".
   if (!GROUP_NAME.test(group) || /[^\x20-\x7e]/.test(stem)) {
     throw new SyntaxError(
@@ -142,4 +142,61 @@ export async function loadKeys(
     }
   }
   return { groups, skipped };
+}
+
+/**
+ * The group a key file would define: its upper-cased stem.
+ *
+ * @param file A key file path.
+ * @returns The group name (not validated).
+ */
+export function groupOfFile(file: string): string {
+  const base = file.split(/[\\/]/).pop() ?? file;
+  return (KEY_FILE.exec(base)?.[1] ?? base).toUpperCase();
+}
+
+/** What a reload of `keys_pub/` changed. */
+export interface ReloadResult {
+  /** The keys to use from now on. */
+  groups: Map<string, GroupKey>;
+  /** Groups that are new. */
+  added: string[];
+  /** Groups whose key changed. */
+  changed: string[];
+  /** Groups whose file is gone: no longer accepted. */
+  removed: string[];
+  /** Broken files of known groups: the previous key stays in use. */
+  kept: SkippedFile[];
+}
+
+/**
+ * Merges a fresh load of the key directory into the keys in use: new and
+ * changed keys take effect, groups whose file was removed go, and a group
+ * whose file became unusable keeps its previous key.
+ *
+ * @param previous The keys in use.
+ * @param fresh The new load.
+ * @returns The keys to use and what changed.
+ */
+export function mergeReload(
+  previous: ReadonlyMap<string, GroupKey>,
+  fresh: KeyRing,
+): ReloadResult {
+  const groups = new Map(fresh.groups);
+  const kept: SkippedFile[] = [];
+  for (const s of fresh.skipped) {
+    const group = groupOfFile(s.file);
+    const old = previous.get(group);
+    if (old && !groups.has(group)) {
+      groups.set(group, old);
+      kept.push(s);
+    }
+  }
+  const added = [...groups.keys()].filter((g) => !previous.has(g));
+  const changed = [...groups.values()].filter((k) => {
+    const old = previous.get(k.group);
+    return old !== undefined && old.fingerprint !== k.fingerprint;
+  }).map((k) => k.group);
+  const removed = [...previous.keys()].filter((g) => !groups.has(g));
+  return { groups, added, changed, removed, kept };
 }
