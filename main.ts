@@ -11,7 +11,7 @@
 import { getLogger } from "@logtape/logtape";
 import denoJson from "./deno.json" with { type: "json" };
 import { type Config, parseConfig, USAGE } from "./lib/config.ts";
-import { ConfigError } from "./lib/errors.ts";
+import { ConfigError, type Io } from "./lib/errors.ts";
 import { randomHex32 } from "./lib/handler.ts";
 import { type KeyRing, loadKeys, mergeReload } from "./lib/keys.ts";
 import { closeLogging, DATAGRAM_CATEGORY, setupLogging } from "./lib/log.ts";
@@ -372,8 +372,19 @@ async function serve(config: Config): Promise<number> {
  * @param args The arguments after the program name.
  * @returns The process exit code.
  */
+/** The subcommands besides `serve`, each taking its own arguments. */
+const COMMANDS: Record<
+  string,
+  (args: string[], io: Io) => Promise<number>
+> = {};
+
+/** Console output for the subcommands. */
+const io: Io = { out: print, err: printError };
+
 export async function main(args: readonly string[]): Promise<number> {
   try {
+    const command = args[0] === undefined ? undefined : COMMANDS[args[0]];
+    if (command) return await command(args.slice(1), io);
     const parsed = parseConfig(args);
     if (parsed.command === "help") {
       print(USAGE);
@@ -387,7 +398,7 @@ export async function main(args: readonly string[]): Promise<number> {
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
     printError(`udpjwt: ${e.message}`);
-    if (e.showUsage) printError(`\n${USAGE}`);
+    if (e.showUsage) printError(`\n${e.usage ?? USAGE}`);
     return e.exitCode;
   }
 }

@@ -48,18 +48,35 @@ export class ConfigError extends Error {
   readonly exitCode: number;
   /** Whether the usage text should follow the message. */
   readonly showUsage: boolean;
+  /** The usage text of a subcommand, instead of the server's. */
+  readonly usage: string | undefined;
 
   /**
    * @param message What failed and how to fix it.
-   * @param options `exitCode` (default 2) and `showUsage` (default false).
+   * @param options `exitCode` (default 2), `showUsage` (default false) and
+   * the subcommand's `usage`.
    */
   constructor(
     message: string,
-    options?: { exitCode?: number; showUsage?: boolean; cause?: unknown },
+    options?: {
+      exitCode?: number;
+      showUsage?: boolean;
+      usage?: string;
+      cause?: unknown;
+    },
   ) {
     super(message, { cause: options?.cause });
     this.name = "ConfigError";
     this.exitCode = options?.exitCode ?? 2;
     this.showUsage = options?.showUsage ?? false;
+    this.usage = options?.usage;
   }
+}
+
+/** Where the subcommands print: injected so they stay testable. */
+export interface Io {
+  /** Prints a line on stdout. */
+  out(line: string): void;
+  /** Prints a line on stderr. */
+  err(line: string): void;
 }
