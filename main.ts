@@ -17,9 +17,11 @@ import { type KeyRing, loadKeys, mergeReload } from "./lib/keys.ts";
 import { closeLogging, DATAGRAM_CATEGORY, setupLogging } from "./lib/log.ts";
 import { describeKey } from "./lib/public_key.ts";
 import { UdpServer } from "./lib/server.ts";
+import { selectBackend, type VerifyBackend } from "./lib/verify.ts";
 import { JournalStore } from "./lib/journal.ts";
 import { ReplayCache } from "./lib/replay.ts";
 import { parseRoster, type Roster } from "./lib/roster.ts";
+import { runSend } from "./lib/client.ts";
 
 /** The version line of `--version`. */
 export const VERSION =
@@ -68,10 +70,16 @@ async function readSecret(dir: string): Promise<[string, Uint8Array]> {
   return [file, secret];
 }
 
-async function readKeys(config: Config): Promise<KeyRing> {
+async function readKeys(
+  config: Config,
+  backend: VerifyBackend,
+): Promise<KeyRing> {
   let ring: KeyRing;
   try {
-    ring = await loadKeys(config.keysPub, { minRsaBits: config.minRsaBits });
+    ring = await loadKeys(config.keysPub, {
+      minRsaBits: config.minRsaBits,
+      backend,
+    });
   } catch (e) {
     const why = e instanceof Deno.errors.NotFound
       ? "directory not found"
@@ -158,6 +166,7 @@ function listen(config: Config): Deno.DatagramConn {
 
 /** Facts for the start-up summary besides the config and the keys. */
 interface Facts {
+  verify: string;
   secretFile: string;
   secretBytes: number;
   logFile: string;
@@ -177,6 +186,7 @@ function summary(
     `${VERSION}`,
     `listening on ${hostname} port ${port} (udp)`,
     `states ${config.states}, leeway ${config.leewaySec} s, max datagram ${config.maxDatagram} bytes, min RSA ${config.minRsaBits} bits`,
+    `verify: ${facts.verify}`,
     `HMAC secret: ${facts.secretFile} (${facts.secretBytes} bytes)`,
     `log: ${facts.logFile}`,
     `state: ${config.stateDir} (${facts.groupsInState} groups, ${facts.cachedAnswers} cached answers restored; ${
@@ -206,11 +216,18 @@ function summary(
 }
 
 /** SIGHUP: reload keys_pub/ without a restart. */
-async function reloadKeys(server: UdpServer, config: Config): Promise<void> {
+async function reloadKeys(
+  server: UdpServer,
+  config: Config,
+  backend: VerifyBackend,
+): Promise<void> {
   const log = getLogger(["udpjwt"]);
   let fresh: KeyRing;
   try {
-    fresh = await loadKeys(config.keysPub, { minRsaBits: config.minRsaBits });
+    fresh = await loadKeys(config.keysPub, {
+      minRsaBits: config.minRsaBits,
+      backend,
+    });
   } catch (e) {
     log.error("Reload of {dir} failed, keeping every key: {error}", {
       dir: config.keysPub,
@@ -248,7 +265,19 @@ async function reloadKeys(server: UdpServer, config: Config): Promise<void> {
 async function serve(config: Config): Promise<number> {
   await checkDir(config.dir);
   const [secretFile, secret] = await readSecret(config.keysPriv);
-  const ring = await readKeys(config);
+  let selected;
+  try {
+    selected = selectBackend({ prefer: config.verify });
+  } catch (e) {
+    throw new ConfigError(
+      `Cannot use --verify openssl: ${
+        e instanceof Error ? e.message : e
+      }: install OpenSSL 3 (libcrypto) and grant --allow-ffi, or use --verify auto`,
+      { exitCode: 1 },
+    );
+  }
+  const { backend } = selected;
+  const ring = await readKeys(config, backend);
   try {
     await Deno.mkdir(config.logDir, { recursive: true });
   } catch (e) {
@@ -299,6 +328,9 @@ async function serve(config: Config): Promise<number> {
     config,
   );
   const facts: Facts = {
+    verify: selected.note
+      ? `${backend.description} (${selected.note})`
+      : backend.description,
     secretFile,
     secretBytes: secret.length,
     logFile,
@@ -342,7 +374,7 @@ async function serve(config: Config): Promise<number> {
   };
   let reloading = Promise.resolve();
   const reload = () => {
-    reloading = reloading.then(() => reloadKeys(server, config));
+    reloading = reloading.then(() => reloadKeys(server, config, backend));
   };
   const signals: Deno.Signal[] = Deno.build.os === "windows"
     ? ["SIGINT", "SIGBREAK"]
@@ -376,7 +408,9 @@ async function serve(config: Config): Promise<number> {
 const COMMANDS: Record<
   string,
   (args: string[], io: Io) => Promise<number>
-> = {};
+> = {
+  send: runSend,
+};
 
 /** Console output for the subcommands. */
 const io: Io = { out: print, err: printError };
@@ -392,6 +426,8 @@ export async function main(args: readonly string[]): Promise<number> {
     }
     if (parsed.command === "version") {
       print(VERSION);
+      const { backend, note } = selectBackend();
+      print(`verify: ${backend.description}${note ? ` (${note})` : ""}`);
       return 0;
     }
     return await serve(parsed.config);

@@ -57,6 +57,8 @@ export interface Config {
   errorBurst: number;
   /** Console log level. */
   logLevel: LogLevel;
+  /** Signature verification backend. */
+  verify: "auto" | "openssl" | "webcrypto";
 }
 
 /** What the command line asks for. */
@@ -92,6 +94,8 @@ Options:
   --error-rate N         error answers per second per source IP (default 50)
   --error-burst N        burst of error answers per source IP (default 100)
   --log-level LEVEL      debug, info, warning or error (default info)
+  --verify BACKEND       auto, openssl or webcrypto (default auto: OpenSSL's
+                         libcrypto through FFI when it opens, else WebCrypto)
   -h, --help             show this help
   -V, --version          show the version
 
@@ -153,6 +157,7 @@ export function parseConfig(args: readonly string[]): Command {
         "error-rate": { type: "string" },
         "error-burst": { type: "string" },
         "log-level": { type: "string" },
+        "verify": { type: "string" },
         "help": { type: "boolean", short: "h" },
         "version": { type: "boolean", short: "V" },
       },
@@ -187,6 +192,12 @@ export function parseConfig(args: readonly string[]): Command {
     );
   }
   if (dir === "") throw usageError("Invalid DIR: empty path");
+  const verify = v.verify ?? "auto";
+  if (verify !== "auto" && verify !== "openssl" && verify !== "webcrypto") {
+    throw usageError(
+      `Invalid value for --verify: "${verify}": expected auto, openssl or webcrypto`,
+    );
+  }
   const config: Config = {
     hostname: hostname.replace(/^\[(.*)\]$/, "$1"),
     port,
@@ -217,6 +228,7 @@ export function parseConfig(args: readonly string[]): Command {
       1_000_000,
     ]),
     logLevel: logLevel as LogLevel,
+    verify,
   };
   return { command: "serve", config: Object.freeze(config) };
 }

@@ -363,7 +363,7 @@ export async function handlePacket(
       }
       throw e;
     }
-    const signature = verifySignature(parsed.text, key);
+    const signature = verifySignature(parsed, key);
     signature.catch(() => {}); // awaited in the lane; avoids an unhandled rejection
     outcome = await inLane(
       ctx,

@@ -13,6 +13,11 @@ import {
   parsePublicKey,
   type PublicKeyInfo,
 } from "./public_key.ts";
+import {
+  type Verifier,
+  type VerifyBackend,
+  webCryptoBackend,
+} from "./verify.ts";
 
 /** A group's verification key. */
 export interface GroupKey {
@@ -26,6 +31,8 @@ export interface GroupKey {
   key: CryptoKey;
   /** `SHA256:…`, as `ssh-keygen -l` prints it. */
   fingerprint: string;
+  /** Checks a signature with this key, through the chosen backend. */
+  verify: Verifier;
 }
 
 /** A key file that was not loaded, and why. */
@@ -51,6 +58,11 @@ export interface LoadKeysOptions {
    * @default {2048}
    */
   minRsaBits?: number;
+  /**
+   * How signatures are verified.
+   * @default {webCryptoBackend}
+   */
+  backend?: VerifyBackend;
 }
 
 /** Group names: 1–64 characters of A-Z, 0-9, `_` and `-`. */
@@ -72,7 +84,7 @@ export async function keyFromText(
   text: string,
   options?: LoadKeysOptions,
 ): Promise<GroupKey> {
-  const { minRsaBits = 2048 } = options ?? {};
+  const { minRsaBits = 2048, backend = webCryptoBackend } = options ?? {};
   const base = file.split(/[\\/]/).pop() ?? file;
   const stem = KEY_FILE.exec(base)?.[1] ?? base;
   const group = groupOfFile(file);
@@ -96,7 +108,22 @@ export async function keyFromText(
       `WebCrypto rejects the key: ${e instanceof Error ? e.message : e}`,
     );
   }
-  return { group, file, info, key, fingerprint: await fingerprint(info) };
+  let verify: Verifier;
+  try {
+    verify = await backend.prepare(info, key);
+  } catch (e) {
+    throw new SyntaxError(
+      `${backend.name} rejects the key: ${e instanceof Error ? e.message : e}`,
+    );
+  }
+  return {
+    group,
+    file,
+    info,
+    key,
+    fingerprint: await fingerprint(info),
+    verify,
+  };
 }
 
 /**

@@ -10,6 +10,7 @@ import type { HandlerContext } from "../lib/handler.ts";
 import { loadKeys } from "../lib/keys.ts";
 import { ReplayCache } from "../lib/replay.ts";
 import { MemoryStore } from "../lib/store.ts";
+import type { VerifyBackend } from "../lib/verify.ts";
 
 /** The interoperability vectors copied from shared/vectors. */
 export const VECTORS = new URL("./testdata/vectors/", import.meta.url)
@@ -27,8 +28,12 @@ export async function privateKey(group: string): Promise<CryptoKey> {
 export async function vectorContext(
   nowSec: number,
   overrides?: Partial<HandlerContext>,
+  backend?: VerifyBackend,
 ): Promise<HandlerContext> {
-  const ring = await loadKeys(`${VECTORS}keys_pub`);
+  const ring = await loadKeys(
+    `${VECTORS}keys_pub`,
+    backend ? { backend } : {},
+  );
   let counter = 0;
   return {
     keys: ring.groups,

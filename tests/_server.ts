@@ -17,6 +17,7 @@ const RUN_ARGS = [
   "--allow-net",
   "--allow-read",
   "--allow-write",
+  "--allow-ffi",
   "main.ts",
 ];
 

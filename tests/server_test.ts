@@ -13,6 +13,7 @@ import assert from "node:assert/strict";
 import { type JWTPayload, jwtVerify, SignJWT } from "jose";
 import { privateKey, requestClaims, signRequest, VECTORS } from "./_helpers.ts";
 import { runMain, type UdpClient, withClient, withServer } from "./_server.ts";
+import { selectBackend } from "../lib/verify.ts";
 
 const AUDIENCE = "udp.socket.server.for.jwt";
 const SECRET = await Deno.readFile(
@@ -203,38 +204,56 @@ function tally(values: unknown[]): Record<string, number> {
   return out;
 }
 
-Deno.test("main.ts walks every loaded group through 0..6 over UDP and signs each answer with HS256", async (t) => {
-  const stopped = await withServer({}, async (server) => {
-    assert.equal(server.hostname, "127.0.0.1");
-    // The summary is printed line by line: wait for its end.
-    const summary = await server.waitForStdout(
-      /^skipped files \(3\):\n( {2}.*\n){3}/m,
-    );
-    assert.match(summary, /^groups \(6\) from /m);
-    for (const g of GROUPS) {
-      assert.match(
-        summary,
-        new RegExp(
-          `^  ${g.group} +${g.alg} .* ${g.format.replace(/[#]/g, "\\$&")} `,
-          "m",
-        ),
-      );
-    }
-    assert.match(summary, /^skipped files \(3\):/m);
-    for (const g of GROUPS) {
-      await t.step(`${g.group} (${g.alg}, ${g.format})`, async () => {
-        await withClient(async (client) => {
-          // One group sends its name in mixed case: matched case-insensitively,
-          // echoed as sent.
-          const extra = g.group === "SEGSANH" ? { sub: "SegSanh" } : undefined;
-          await walk(client, server.addr, g.group, extra);
-        });
+/** Whether OpenSSL's libcrypto can be opened here (FFI backend). */
+const HAS_OPENSSL = selectBackend().backend.name === "openssl";
+
+for (const verify of ["openssl", "webcrypto"] as const) {
+  Deno.test({
+    name:
+      `main.ts walks every loaded group through 0..6 over UDP and signs each answer with HS256 (--verify ${verify})`,
+    ignore: verify === "openssl" && !HAS_OPENSSL,
+    fn: async (t) => {
+      const args = ["--verify", verify];
+      const stopped = await withServer({ args }, async (server) => {
+        assert.equal(server.hostname, "127.0.0.1");
+        await server.waitForStdout(
+          verify === "openssl"
+            ? /^verify: OpenSSL .* via FFI/m
+            : /^verify: WebCrypto/m,
+        );
+        // The summary is printed line by line: wait for its end.
+        const summary = await server.waitForStdout(
+          /^skipped files \(3\):\n( {2}.*\n){3}/m,
+        );
+        assert.match(summary, /^groups \(6\) from /m);
+        for (const g of GROUPS) {
+          assert.match(
+            summary,
+            new RegExp(
+              `^  ${g.group} +${g.alg} .* ${g.format.replace(/[#]/g, "\\$&")} `,
+              "m",
+            ),
+          );
+        }
+        assert.match(summary, /^skipped files \(3\):/m);
+        for (const g of GROUPS) {
+          await t.step(`${g.group} (${g.alg}, ${g.format})`, async () => {
+            await withClient(async (client) => {
+              // One group sends its name in mixed case: matched case-insensitively,
+              // echoed as sent.
+              const extra = g.group === "SEGSANH"
+                ? { sub: "SegSanh" }
+                : undefined;
+              await walk(client, server.addr, g.group, extra);
+            });
+          });
+        }
       });
-    }
+      const ok = datagrams(stopped.log).filter((r) => r.outcome === "ok");
+      assert.equal(ok.length, 6 * 7);
+    },
   });
-  const ok = datagrams(stopped.log).filter((r) => r.outcome === "ok");
-  assert.equal(ok.length, 6 * 7);
-});
+}
 
 Deno.test({
   name: "main.ts serves a walk on ::1 (IPv6)",
@@ -663,7 +682,8 @@ Deno.test("main.ts command line: flags, exit codes and start-up errors", async (
     const r = await runMain(["--version"]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^udpjwt \d+\.\d+\.\d+ /);
-    assert.equal(r.stdout.trim().split("\n").length, 1);
+    assert.match(r.stdout, /^verify: (OpenSSL|WebCrypto)/m);
+    assert.equal(r.stdout.trim().split("\n").length, 2);
   });
 
   await t.step(
