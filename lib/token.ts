@@ -16,7 +16,7 @@ import { Buffer } from "node:buffer";
 import { createHash, createHmac } from "node:crypto";
 import { type ErrorCode, ProtocolError } from "./errors.ts";
 import { COLOURS } from "./fsm.ts";
-import { GROUP_NAME, type GroupKey } from "./keys.ts";
+import type { GroupKey } from "./keys.ts";
 
 /** The audience every request names and the issuer of every answer. */
 export const AUDIENCE = "udp.socket.server.for.jwt";
@@ -76,6 +76,7 @@ export interface ClaimOptions {
 }
 
 const SEGMENT = /^[A-Za-z0-9_-]+$/;
+const GROUP_NAME_ANY_CASE = /^[A-Za-z0-9_-]{1,64}$/;
 const JTI = /^[\x21-\x7e]{1,64}$/;
 const REQUIRED = [
   "sub",
@@ -195,7 +196,8 @@ export function readGroup(payload: Record<string, unknown>): string {
     fail("MISSING_CLAIM", 'claim "sub" is missing: set it to your group name');
   }
   const { sub } = payload;
-  if (typeof sub !== "string" || !GROUP_NAME.test(sub.toUpperCase())) {
+  // Test before upper-casing: toUpperCase() maps "ı" to "I" and "ſ" to "S".
+  if (typeof sub !== "string" || !GROUP_NAME_ANY_CASE.test(sub)) {
     fail(
       "BAD_CLAIM",
       'claim "sub" must be a group name of 1-64 characters A-Z 0-9 _ -',

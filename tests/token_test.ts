@@ -95,7 +95,8 @@ Deno.test("readGroup() matches sub case-insensitively and rejects non-names", ()
   assert.equal(readGroup({ sub: "heartbeat" }), "HEARTBEAT");
   assert.equal(readGroup({ sub: "Team_7-b" }), "TEAM_7-B");
   assert.equal(codeOf(() => readGroup({})), "MISSING_CLAIM");
-  for (const sub of [1, "", "a b", "x".repeat(65), "grüppe", null, ["A"]]) {
+  const unicode = ["chedımon", "ſegsanh", "ﬅ", "grüppe"];
+  for (const sub of [1, "", "a b", "x".repeat(65), ...unicode, null, ["A"]]) {
     assert.equal(codeOf(() => readGroup({ sub })), "BAD_CLAIM", `${sub}`);
   }
 });
