@@ -73,6 +73,13 @@ const SYMBOLS = {
     parameters: ["pointer", "buffer", "usize", "buffer", "usize"],
     result: "i32",
   },
+  // The same function run on Deno's blocking thread pool: a second core.
+  EVP_PKEY_verify_offloaded: {
+    name: "EVP_PKEY_verify",
+    parameters: ["pointer", "buffer", "usize", "buffer", "usize"],
+    result: "i32",
+    nonblocking: true,
+  },
   ERR_clear_error: { parameters: [], result: "void" },
 } as const;
 
@@ -127,12 +134,18 @@ async function spkiOf(info: PublicKeyInfo): Promise<Uint8Array> {
   return new Uint8Array(await crypto.subtle.exportKey("spki", key));
 }
 
-function openSslBackend(lib: Crypto, path: string): VerifyBackend {
+function openSslBackend(
+  lib: Crypto,
+  path: string,
+  offload: boolean,
+): VerifyBackend {
   const version = Deno.UnsafePointerView.getCString(lib.OpenSSL_version(0)!);
   const md = lib.EVP_sha256();
   return {
     name: "openssl",
-    description: `${version} via FFI (${path})`,
+    description: `${version} via FFI (${path}${
+      offload ? ", verifying on a worker thread" : ""
+    })`,
     async prepare(info: PublicKeyInfo, key: CryptoKey): Promise<Verifier> {
       const der = await spkiOf(info);
       // d2i_PUBKEY advances the pointer it is given: pass a copy of it.
@@ -141,31 +154,53 @@ function openSslBackend(lib: Crypto, path: string): VerifyBackend {
       ]);
       const pkey = lib.d2i_PUBKEY(null, cursor, BigInt(der.length));
       if (pkey === null) throw new Error("OpenSSL cannot read the key");
-      const ctx = lib.EVP_PKEY_CTX_new(pkey, null);
-      if (
-        ctx === null || lib.EVP_PKEY_verify_init(ctx) !== 1 ||
-        lib.EVP_PKEY_CTX_set_signature_md(ctx, md) !== 1
-      ) {
-        throw new Error("OpenSSL cannot prepare a verify context");
-      }
+      // A verify context is not safe to share between threads: keep a pool,
+      // one context per verification in flight.
+      const pool: Deno.PointerValue[] = [];
+      const take = (): Deno.PointerValue => {
+        const free = pool.pop();
+        if (free) return free;
+        const ctx = lib.EVP_PKEY_CTX_new(pkey, null);
+        if (
+          ctx === null || lib.EVP_PKEY_verify_init(ctx) !== 1 ||
+          lib.EVP_PKEY_CTX_set_signature_md(ctx, md) !== 1
+        ) {
+          throw new Error("OpenSSL cannot prepare a verify context");
+        }
+        return ctx;
+      };
+      pool.push(take());
       const fallback = await webCryptoBackend.prepare(info, key);
       const ec = info.type === "EC";
-      return (input, signature) => {
+      return async (input, signature) => {
         const sig = ec ? rawEcdsaToDer(signature) : signature;
-        if (sig === null) return Promise.resolve(false);
-        const digest = sha256(input);
-        const r = lib.EVP_PKEY_verify(
-          ctx,
-          sig as Uint8Array<ArrayBuffer>,
-          BigInt(sig.length),
-          digest as Uint8Array<ArrayBuffer>,
-          32n,
-        );
-        if (r === 1) return Promise.resolve(true);
-        lib.ERR_clear_error();
-        if (r === 0) return Promise.resolve(false);
+        if (sig === null) return false;
+        const digest = sha256(input) as Uint8Array<ArrayBuffer>;
+        let r = -1;
+        try {
+          const ctx = take();
+          const args = [
+            ctx,
+            sig as Uint8Array<ArrayBuffer>,
+            BigInt(sig.length),
+            digest,
+            32n,
+          ] as const;
+          try {
+            r = offload
+              ? await lib.EVP_PKEY_verify_offloaded(...args)
+              : lib.EVP_PKEY_verify(...args);
+          } finally {
+            pool.push(ctx);
+          }
+        } catch {
+          // An FFI failure never fails the request: WebCrypto decides below.
+        }
+        if (r === 1) return true;
+        if (!offload) lib.ERR_clear_error();
+        if (r === 0) return false;
         // Malformed signatures give -1 as well; let WebCrypto decide.
-        return fallback(input, signature);
+        return await fallback(input, signature);
       };
     },
   };
@@ -178,6 +213,12 @@ export interface SelectOptions {
    * @default {"auto"}
    */
   prefer?: "auto" | "openssl" | "webcrypto";
+  /**
+   * Run OpenSSL verifications on a worker thread, so the receive loop keeps
+   * a core of its own.
+   * @default {navigator.hardwareConcurrency > 1}
+   */
+  offload?: boolean;
 }
 
 /**
@@ -191,6 +232,7 @@ export function selectBackend(
   options?: SelectOptions,
 ): { backend: VerifyBackend; note?: string } {
   const prefer = options?.prefer ?? "auto";
+  const offload = options?.offload ?? navigator.hardwareConcurrency > 1;
   if (prefer === "webcrypto") return { backend: webCryptoBackend };
   const problems: string[] = [];
   if (typeof Deno.dlopen !== "function") {
@@ -201,7 +243,7 @@ export function selectBackend(
     for (const path of LIBRARY_NAMES[Deno.build.os] ?? []) {
       try {
         const lib = Deno.dlopen(path, SYMBOLS);
-        return { backend: openSslBackend(lib.symbols, path) };
+        return { backend: openSslBackend(lib.symbols, path, offload) };
       } catch (e) {
         problems.push(`${path}: ${e instanceof Error ? e.message : e}`);
       }
