@@ -22,6 +22,9 @@ import { JournalStore } from "./lib/journal.ts";
 import { ReplayCache } from "./lib/replay.ts";
 import { parseRoster, type Roster } from "./lib/roster.ts";
 import { runSend } from "./lib/client.ts";
+import { runKeygen } from "./lib/keygen.ts";
+import { runKeys } from "./lib/keys_report.ts";
+import { runStatus } from "./lib/status.ts";
 
 /** The version line of `--version`. */
 export const VERSION =
@@ -410,6 +413,9 @@ const COMMANDS: Record<
   (args: string[], io: Io) => Promise<number>
 > = {
   send: runSend,
+  keygen: runKeygen,
+  keys: runKeys,
+  status: runStatus,
 };
 
 /** Console output for the subcommands. */

@@ -22,7 +22,7 @@
 import { CompactSign, compactVerify } from "jose";
 import { parseFlags, usageError, wholeNumber } from "./_cli.ts";
 import { ConfigError, type Io } from "./errors.ts";
-import { colourOf, COLOURS, expected } from "./fsm.ts";
+import { COLOURS, expected } from "./fsm.ts";
 import { describeKey, fingerprint } from "./public_key.ts";
 import { loadPrivateKey } from "./private_key.ts";
 
@@ -62,7 +62,7 @@ export interface RetryOptions {
   maxTimeoutMs?: number;
   /**
    * Retransmissions of one request before the walk gives up.
-   * @default {8}
+   * @default {10}
    */
   retries?: number;
   /**
@@ -474,7 +474,7 @@ export async function walk(
     onStep,
   } = options;
   const seqMax = options.seqMax ?? Math.max(1, new Set(registrations).size);
-  const retries = retry.retries ?? 8;
+  const retries = retry.retries ?? 10;
   const start = now();
   const steps: StepReport[] = [];
 
@@ -486,9 +486,10 @@ export async function walk(
       iat,
       exp: iat + lifetimeSec,
       jti: randomId(),
-      seq_state_number: sn,
-      seq_state: COLOURS[sn % COLOURS.length]!,
-      seq_max: seqMax,
+      // The claim names of PROTOCOL.md §3, in its order.
+      "seq_state_number": sn,
+      "seq_state": COLOURS[sn % COLOURS.length]!,
+      "seq_max": seqMax,
       registration,
     };
     const payload = encoder.encode(JSON.stringify(claims));
@@ -555,11 +556,11 @@ export async function walk(
       }
       attempt++;
       step.retries++;
-      // A retry must reach the server before the token expires, or the server
-      // no longer has its answer cached; a fresh token for the same event is
-      // safe, because the state machine answers a repeat as before.
-      const nextWait = backoffDelay(attempt, () => 1, retry);
-      if ((now() + nextWait) / 1000 >= sent.exp) {
+      // A copy must reach the server before its token expires (with a second
+      // to spare), or the server has forgotten the answer and rejects it; a
+      // fresh token for the same event is safe, because the state machine
+      // answers a repeat as it did the first time.
+      if (now() + 1000 >= sent.exp * 1000) {
         sent = await request(sn, registration);
         ids.add(sent.idRequest);
         step.resigned++;
@@ -715,7 +716,7 @@ Options:
                          each retry, with +-25% jitter
   --max-timeout MS       longest wait (default 4000)
   --retries N            retransmissions per event before giving up
-                         (default 8)
+                         (default 10)
   --lifetime SECONDS     exp - iat of each request, 5-3600 (default 60)
   --json                 one JSON object per event, then a summary
   --simulate-loss P      testing only: drop each outgoing and incoming
@@ -879,7 +880,7 @@ function parseSendArgs(args: readonly string[]): SendArgs | undefined {
         max: 600_000,
         usage: u,
       }),
-      retries: wholeNumber("--retries", v.retries, 8, {
+      retries: wholeNumber("--retries", v.retries, 10, {
         min: 0,
         max: 100,
         usage: u,
@@ -1075,10 +1076,11 @@ export async function runSend(args: string[], io: Io): Promise<number> {
     const dropped = lossy
       ? `; simulated loss dropped ${lossy.dropped.sent} sent and ${lossy.dropped.received} received datagrams (seed ${seed})`
       : "";
-    const counts =
-      `${result.steps.length} steps, ${result.retries} retries, ${stale} stale answers ignored, ${
-        (result.elapsedMs / 1000).toFixed(2)
-      } s${dropped}`;
+    const counts = `${plural(result.steps.length, "step")}, ${
+      plural(result.retries, "retry", "retries")
+    }, ${plural(stale, "stale answer")} ignored, ${
+      (result.elapsedMs / 1000).toFixed(2)
+    } s${dropped}`;
     io.out(
       result.ok
         ? `walk complete: events ${a.from}-${a.to} acknowledged (${counts})`
@@ -1086,6 +1088,10 @@ export async function runSend(args: string[], io: Io): Promise<number> {
     );
   }
   return result.ok ? 0 : 1;
+}
+
+function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
 }
 
 function round(value: number): number {

@@ -72,6 +72,15 @@ export const USAGE = `Usage: udpjwt [serve] [ADDRESS] [PORT] [DIR] [options]
 
 Answers JWT requests over UDP for the networking lab (protocol "rainbow").
 
+Commands (each has --help):
+  udpjwt [serve] ...     run the server (arguments and options below)
+  udpjwt send HOST PORT --group G --key FILE
+                         reference client: walk a group through the states
+  udpjwt keygen --group G --alg RS256|ES256
+                         make a group's key pair (.key, .pem, .ssh)
+  udpjwt keys [DIR]      check keys_pub/ and the HMAC secret before a lab
+  udpjwt status [DIR]    each group's progress from the durable state
+
 Arguments:
   ADDRESS                address to listen on (default 127.0.0.1; :: for IPv6)
   PORT                   UDP port (default 44555; 0 picks a free port)

@@ -83,7 +83,9 @@ export async function generateGroupKeys(
     );
   }
   if (alg === "RS256" && !(RSA_BITS as readonly number[]).includes(bits)) {
-    throw new RangeError(`RSA size ${bits} is not one of ${RSA_BITS.join(", ")}`);
+    throw new RangeError(
+      `RSA size ${bits} is not one of ${RSA_BITS.join(", ")}`,
+    );
   }
   const stem = name.toLowerCase();
   const { comment = `${stem}@udpjwt` } = options;

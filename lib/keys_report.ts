@@ -8,7 +8,13 @@
  * @module
  */
 
-import { formatTable, joinPath, parseFlags, usageError, wholeNumber } from "./_cli.ts";
+import {
+  formatTable,
+  joinPath,
+  parseFlags,
+  usageError,
+  wholeNumber,
+} from "./_cli.ts";
 import { ConfigError, type Io } from "./errors.ts";
 import { groupOfFile, loadKeys } from "./keys.ts";
 import { fingerprint, parsePublicKey } from "./public_key.ts";

@@ -158,6 +158,7 @@ Deno.test("main.ts loses no acknowledged step when killed with SIGKILL at random
     }
     assert.ok(steps >= iterations, `${steps} steps acknowledged`);
     assert.ok(replays >= iterations / 2, `${replays} cached answers replayed`);
+    // deno-lint-ignore no-console -- figures for the closing note
     console.log(
       `crash test: ${iterations} kills, ${steps} acknowledged steps, ${replays} byte-identical replays after restart`,
     );
@@ -189,6 +190,7 @@ Deno.test("main.ts finishes in-flight datagrams and exits 0 within 2 s of SIGTER
     for (let r = await client.next(200); r; r = await client.next(200)) {
       answered.push(await nextNumber(r));
     }
+    // deno-lint-ignore no-console -- figures for the closing note
     console.log(
       `${answered.length} of 7 in-flight events answered before exit`,
     );
