@@ -11,7 +11,7 @@
 import { getLogger } from "@logtape/logtape";
 import denoJson from "./deno.json" with { type: "json" };
 import { type Config, parseConfig, USAGE } from "./lib/config.ts";
-import { ConfigError, type Io } from "./lib/errors.ts";
+import { ConfigError, fileProblem, type Io } from "./lib/errors.ts";
 import { randomHex32 } from "./lib/handler.ts";
 import { type KeyRing, loadKeys, mergeReload } from "./lib/keys.ts";
 import { closeLogging, DATAGRAM_CATEGORY, setupLogging } from "./lib/log.ts";
@@ -20,7 +20,7 @@ import { UdpServer } from "./lib/server.ts";
 import { selectBackend, type VerifyBackend } from "./lib/verify.ts";
 import { JournalStore } from "./lib/journal.ts";
 import { ReplayCache } from "./lib/replay.ts";
-import { parseRoster, type Roster } from "./lib/roster.ts";
+import { loadRoster, type Roster } from "./lib/roster.ts";
 import { runSend } from "./lib/client.ts";
 import { runKeygen } from "./lib/keygen.ts";
 import { runKeys } from "./lib/keys_report.ts";
@@ -56,9 +56,7 @@ async function readSecret(dir: string): Promise<[string, Uint8Array]> {
   try {
     secret = await Deno.readFile(file);
   } catch (e) {
-    const why = e instanceof Deno.errors.NotFound
-      ? "file not found"
-      : String(e);
+    const why = fileProblem(e);
     throw new ConfigError(
       `Cannot read the HMAC secret "${file}": ${why}: create it with the lab's shared secret (its raw bytes are used, a trailing newline included)`,
       { exitCode: 1 },
@@ -84,9 +82,7 @@ async function readKeys(
       backend,
     });
   } catch (e) {
-    const why = e instanceof Deno.errors.NotFound
-      ? "directory not found"
-      : String(e);
+    const why = fileProblem(e, "directory");
     throw new ConfigError(
       `Cannot read the public keys directory "${config.keysPub}": ${why}: create it or pass --keys-pub`,
       { exitCode: 1 },
@@ -102,35 +98,12 @@ async function readKeys(
   return ring;
 }
 
-async function readRoster(file: string): Promise<Roster | undefined> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(file);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return undefined;
-    throw new ConfigError(`Cannot read the roster "${file}": ${e}`, {
-      exitCode: 1,
-    });
-  }
-  try {
-    return parseRoster(text, file);
-  } catch (e) {
-    throw new ConfigError(e instanceof Error ? e.message : String(e), {
-      exitCode: 1,
-    });
-  }
-}
-
 async function checkDir(dir: string): Promise<void> {
   try {
     const info = await Deno.stat(dir);
     if (!info.isDirectory) throw new Error("not a directory");
   } catch (e) {
-    const why = e instanceof Deno.errors.NotFound
-      ? "directory not found"
-      : e instanceof Error
-      ? e.message
-      : String(e);
+    const why = fileProblem(e, "directory");
     throw new ConfigError(`Cannot use the lab directory "${dir}": ${why}`, {
       exitCode: 1,
     });
@@ -293,7 +266,7 @@ async function serve(config: Config): Promise<number> {
   const colour = !Deno.noColor && Deno.stdout.isTerminal();
   await setupLogging({ level: config.logLevel, file: logFile, colour });
   const log = getLogger(["udpjwt"]);
-  const roster = await readRoster(config.roster);
+  const roster = await loadRoster(config.roster);
   const replay = new ReplayCache({ maxEntries: config.replayCache });
   const nowSec = () => Date.now() / 1000;
   let journal;

@@ -21,7 +21,7 @@
 
 import { CompactSign, compactVerify } from "jose";
 import { parseFlags, usageError, wholeNumber } from "./_cli.ts";
-import { ConfigError, type Io } from "./errors.ts";
+import { ConfigError, fileProblem, type Io } from "./errors.ts";
 import { COLOURS, expected } from "./fsm.ts";
 import { describeKey, fingerprint } from "./public_key.ts";
 import { loadPrivateKey } from "./private_key.ts";
@@ -905,11 +905,7 @@ async function readFileFor(
   try {
     return await Deno.readFile(file);
   } catch (e) {
-    const why = e instanceof Deno.errors.NotFound
-      ? "file not found"
-      : e instanceof Error
-      ? e.message
-      : String(e);
+    const why = fileProblem(e, "file");
     throw new ConfigError(`Cannot read ${flag} "${file}": ${why}`, {
       exitCode: 1,
       cause: e,

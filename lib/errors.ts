@@ -80,3 +80,16 @@ export interface Io {
   /** Prints a line on stderr. */
   err(line: string): void;
 }
+
+/**
+ * Why a file operation failed, in words for an error message.
+ *
+ * @param e The error thrown by a `Deno` file function.
+ * @param what What was missing, for `NotFound` (e.g. "directory").
+ * @returns e.g. `file not found`, `permission denied`, or the error's message.
+ */
+export function fileProblem(e: unknown, what = "file"): string {
+  if (e instanceof Deno.errors.NotFound) return `${what} not found`;
+  if (e instanceof Deno.errors.PermissionDenied) return "permission denied";
+  return e instanceof Error ? e.message : String(e);
+}

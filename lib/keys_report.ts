@@ -15,7 +15,7 @@ import {
   usageError,
   wholeNumber,
 } from "./_cli.ts";
-import { ConfigError, type Io } from "./errors.ts";
+import { ConfigError, fileProblem, type Io } from "./errors.ts";
 import { groupOfFile, loadKeys } from "./keys.ts";
 import { fingerprint, parsePublicKey } from "./public_key.ts";
 
@@ -250,11 +250,7 @@ export async function runKeys(args: string[], io: Io): Promise<number> {
   try {
     report = await checkLab({ keysPub, keysPriv, minRsaBits });
   } catch (e) {
-    const why = e instanceof Deno.errors.NotFound
-      ? "directory not found"
-      : e instanceof Error
-      ? e.message
-      : String(e);
+    const why = fileProblem(e, "directory");
     throw new ConfigError(
       `Cannot read the public keys directory "${keysPub}": ${why}: pass the lab directory or --keys-pub`,
       { exitCode: 1, cause: e },

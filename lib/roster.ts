@@ -18,6 +18,7 @@
  * @module
  */
 
+import { ConfigError, fileProblem } from "./errors.ts";
 import { GROUP_NAME } from "./keys.ts";
 
 /** Members' registration numbers by upper-case group name. */
@@ -61,4 +62,32 @@ export function parseRoster(text: string, file: string): Roster {
     roster.set(group, new Set(members));
   }
   return roster;
+}
+
+/**
+ * Reads the roster file, if there is one.
+ *
+ * @param file The roster's path.
+ * @returns The roster, or undefined when the file does not exist.
+ * @throws {ConfigError} (exit code 1) When it cannot be read or parsed.
+ */
+export async function loadRoster(file: string): Promise<Roster | undefined> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(file);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return undefined;
+    throw new ConfigError(
+      `Cannot read the roster "${file}": ${fileProblem(e)}`,
+      { exitCode: 1, cause: e },
+    );
+  }
+  try {
+    return parseRoster(text, file);
+  } catch (e) {
+    throw new ConfigError(e instanceof Error ? e.message : String(e), {
+      exitCode: 1,
+      cause: e,
+    });
+  }
 }

@@ -12,7 +12,7 @@ import { formatTable, joinPath, parseFlags, usageError } from "./_cli.ts";
 import { ConfigError, type Io } from "./errors.ts";
 import { colourOf } from "./fsm.ts";
 import { JournalStore, parseJournal, type Snapshot } from "./journal.ts";
-import { parseRoster, type Roster } from "./roster.ts";
+import { loadRoster, type Roster } from "./roster.ts";
 import { applyEvent, emptyRecord, type GroupRecord } from "./store.ts";
 
 /** The state directory as read. */
@@ -199,27 +199,6 @@ Options:
   --json                 one JSON object instead of the table
   -h, --help             show this help`;
 
-async function readRosterFile(file: string): Promise<Roster | undefined> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(file);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return undefined;
-    throw new ConfigError(`Cannot read the roster "${file}": ${e}`, {
-      exitCode: 1,
-      cause: e,
-    });
-  }
-  try {
-    return parseRoster(text, file);
-  } catch (e) {
-    throw new ConfigError(e instanceof Error ? e.message : String(e), {
-      exitCode: 1,
-      cause: e,
-    });
-  }
-}
-
 function registrationsText(g: GroupStatus): string {
   const received = g.registrations.length;
   return g.members === null ? String(received) : `${received}/${g.members}`;
@@ -269,7 +248,7 @@ export async function runStatus(args: string[], io: Io): Promise<number> {
       { exitCode: 1, cause: e },
     );
   }
-  const roster = await readRosterFile(rosterFile);
+  const roster = await loadRoster(rosterFile);
   const groups = summarize(state.groups, roster);
   if (v.json) {
     io.out(JSON.stringify({
