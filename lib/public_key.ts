@@ -304,7 +304,7 @@ export async function fingerprint(key: PublicKeyInfo): Promise<string> {
  * Imports a parsed key into WebCrypto for signature verification.
  *
  * @param key A parsed key.
- * @returns A non-extractable `verify` key for its algorithm.
+ * @returns A `verify` key for its algorithm (extractable: it is public).
  * @throws {Error} When WebCrypto rejects the key (e.g. a point off the curve).
  */
 export async function importPublicKey(
@@ -313,11 +313,13 @@ export async function importPublicKey(
   const algorithm = key.type === "RSA"
     ? { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" }
     : { name: "ECDSA", namedCurve: "P-256" };
+  // Extractable: it is a public key, and the OpenSSL backend exports it as
+  // SPKI DER for libcrypto.
   const imported = await crypto.subtle.importKey(
     "jwk",
     key.jwk,
     algorithm,
-    false,
+    true,
     ["verify"],
   );
   // Deno checks a JWK only when it first verifies with it: a trial run makes a

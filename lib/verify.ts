@@ -120,20 +120,6 @@ function sha256(bytes: Uint8Array): Uint8Array {
   return createHash("sha256").update(bytes).digest();
 }
 
-async function spkiOf(info: PublicKeyInfo): Promise<Uint8Array> {
-  const algorithm = info.type === "RSA"
-    ? { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" }
-    : { name: "ECDSA", namedCurve: "P-256" };
-  const key = await crypto.subtle.importKey(
-    "jwk",
-    info.jwk,
-    algorithm,
-    true,
-    ["verify"],
-  );
-  return new Uint8Array(await crypto.subtle.exportKey("spki", key));
-}
-
 function openSslBackend(
   lib: Crypto,
   path: string,
@@ -147,7 +133,7 @@ function openSslBackend(
       offload ? ", verifying on a worker thread" : ""
     })`,
     async prepare(info: PublicKeyInfo, key: CryptoKey): Promise<Verifier> {
-      const der = await spkiOf(info);
+      const der = new Uint8Array(await crypto.subtle.exportKey("spki", key));
       // d2i_PUBKEY advances the pointer it is given: pass a copy of it.
       const cursor = new BigUint64Array([
         BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(der))),

@@ -6,6 +6,7 @@
  */
 
 import { SignJWT } from "jose";
+import { COLOURS } from "../lib/fsm.ts";
 import type { HandlerContext } from "../lib/handler.ts";
 import { loadKeys } from "../lib/keys.ts";
 import { ReplayCache } from "../lib/replay.ts";
@@ -58,15 +59,6 @@ export function requestClaims(
   nowSec: number,
   extra?: Record<string, unknown>,
 ): Record<string, unknown> {
-  const colours = [
-    "RED",
-    "ORANGE",
-    "YELLOW",
-    "GREEN",
-    "BLUE",
-    "INDIGO",
-    "VIOLET",
-  ];
   return {
     sub: group,
     aud: "udp.socket.server.for.jwt",
@@ -74,7 +66,7 @@ export function requestClaims(
     exp: nowSec + 60,
     jti: crypto.getRandomValues(new Uint8Array(16)).toHex(),
     seq_state_number: n,
-    seq_state: colours[n] ?? "RED",
+    seq_state: COLOURS[n] ?? "RED",
     seq_max: 2,
     registration: 20230000 + n,
     ...extra,

@@ -32,6 +32,7 @@
  * @module
  */
 
+import { COLOURS } from "../lib/fsm.ts";
 import assert from "node:assert/strict";
 import { CompactSign, compactVerify, jwtVerify } from "jose";
 import { privateKey, requestClaims, signRequest, VECTORS } from "./_helpers.ts";
@@ -41,15 +42,6 @@ const AUDIENCE = "udp.socket.server.for.jwt";
 const SECRET = await Deno.readFile(
   `${VECTORS}keys_priv/key_secret_for_hmac.txt`,
 );
-const COLOURS = [
-  "RED",
-  "ORANGE",
-  "YELLOW",
-  "GREEN",
-  "BLUE",
-  "INDIGO",
-  "VIOLET",
-] as const;
 
 /**
  * Datagrams sent per burst, and the pause between bursts. A burst of large
