@@ -4,11 +4,13 @@
  * Each piece a valid request goes through (parse, claims, signature, FSM,
  * `id_request` hash, HS256 answer, log record), the whole `handlePacket` for
  * fresh valid tokens, and the paths garbage takes. Signature verification
- * runs once per backend in {@linkcode BACKENDS} (the server's backends from
- * `lib/verify.ts`, plus the old jose path for reference), for RS256 (RSA
- * 2048) and ES256 (P-256). Keys and tokens are made at start-up, in memory.
+ * runs once per backend in `BACKENDS` (the backends of `lib/verify.ts`:
+ * OpenSSL on a worker thread and inline, WebCrypto; plus jose's
+ * `compactVerify`, the pre-FFI path, for reference), for RS256 (RSA 2048)
+ * and ES256 (P-256), one at a time (latency) and 64 at once (capacity).
+ * Keys and tokens are made at start-up, in memory.
  *
- * The OpenSSL backend needs `--allow-ffi`; without it its benchmarks are
+ * The OpenSSL backends need `--allow-ffi`; without it their benchmarks are
  * skipped with a note on stderr.
  *
  * @module
@@ -46,18 +48,33 @@ import {
 type Alg = "RS256" | "ES256";
 const ALGS: Alg[] = ["RS256", "ES256"];
 
+/** A verify backend under a short label for the benchmark names. */
+interface Backend {
+  label: string;
+  backend: VerifyBackend;
+}
+
 /**
- * The verify backends to compare, the server's default first (a new backend
- * goes here). The pre-FFI path, jose's `compactVerify` over WebCrypto, is
- * benchmarked alongside for reference.
+ * The verify backends to compare, the server's default on this machine first
+ * (a new backend goes in this list). The pre-FFI path, jose's
+ * `compactVerify` over WebCrypto, is benchmarked alongside for reference.
  */
-const BACKENDS: VerifyBackend[] = [webCryptoBackend];
+const BACKENDS: Backend[] = [];
 try {
-  BACKENDS.unshift(selectBackend({ prefer: "openssl" }).backend);
+  const offloaded = selectBackend({ prefer: "openssl", offload: true });
+  const inline = selectBackend({ prefer: "openssl", offload: false });
+  const byDefault = selectBackend().backend.description;
+  const openssl = [
+    { label: "openssl offloaded", backend: offloaded.backend },
+    { label: "openssl inline", backend: inline.backend },
+  ];
+  if (byDefault === inline.backend.description) openssl.reverse();
+  BACKENDS.push(...openssl);
 } catch (e) {
   // deno-lint-ignore no-console
-  console.error(`skipping the openssl backend: ${e}`);
+  console.error(`skipping the openssl backends: ${e}`);
 }
+BACKENDS.push({ label: "webcrypto", backend: webCryptoBackend });
 
 const encoder = new TextEncoder();
 
@@ -126,7 +143,7 @@ interface Fixture {
   group: string;
   pem: string;
   priv: CryptoKey;
-  keys: Map<VerifyBackend, GroupKey>;
+  keys: Map<Backend, GroupKey>;
   token: string;
   /** Fresh tokens walking 0..6 for handlePacket; a multiple of 7. */
   pool: Uint8Array[];
@@ -142,11 +159,13 @@ async function fixture(alg: Alg): Promise<Fixture> {
     "verify",
   ]) as CryptoKeyPair;
   const pem = spkiPem(await crypto.subtle.exportKey("spki", pair.publicKey));
-  const keys = new Map<VerifyBackend, GroupKey>();
-  for (const backend of BACKENDS) {
+  const keys = new Map<Backend, GroupKey>();
+  for (const b of BACKENDS) {
     keys.set(
-      backend,
-      await keyFromText(`${group.toLowerCase()}.pem`, pem, { backend }),
+      b,
+      await keyFromText(`${group.toLowerCase()}.pem`, pem, {
+        backend: b.backend,
+      }),
     );
   }
   const pool = await Promise.all(
@@ -173,7 +192,7 @@ for (const alg of ALGS) fixtures.set(alg, await fixture(alg));
 const fx = (alg: Alg) => fixtures.get(alg)!;
 const serverBackend = BACKENDS[0]!;
 
-function context(backend: VerifyBackend): HandlerContext {
+function context(backend: Backend): HandlerContext {
   const keys = new Map<string, GroupKey>();
   for (const f of fixtures.values()) keys.set(f.group, f.keys.get(backend)!);
   return {
@@ -227,7 +246,7 @@ for (const alg of ALGS) {
   for (const backend of BACKENDS) {
     const key = fx(alg).keys.get(backend)!;
     Deno.bench({
-      name: `verifySignature ${alg} ${backend.name}`,
+      name: `verifySignature ${alg} ${backend.label}`,
       group: `verify ${alg}`,
       baseline: backend === serverBackend,
       async fn() {
@@ -235,7 +254,22 @@ for (const alg of ALGS) {
       },
     });
   }
-  const cryptoKey = fx(alg).keys.get(webCryptoBackend)!.key;
+  // Capacity rather than latency: 64 verifications in flight at once, as
+  // under load (an offloaded backend can use a second core), per token.
+  for (const backend of BACKENDS) {
+    const key = fx(alg).keys.get(backend)!;
+    Deno.bench({
+      name: `verifySignature ${alg} ${backend.label}, 64 at once (per 64)`,
+      group: `verify ${alg} x64`,
+      baseline: backend === serverBackend,
+      async fn() {
+        const all: Promise<void>[] = [];
+        for (let i = 0; i < 64; i++) all.push(verifySignature(parsed, key));
+        await Promise.all(all);
+      },
+    });
+  }
+  const cryptoKey = fx(alg).keys.get(BACKENDS.at(-1)!)!.key;
   Deno.bench({
     name: `jose compactVerify ${alg} webcrypto (pre-FFI path)`,
     group: `verify ${alg}`,
@@ -345,7 +379,7 @@ for (const alg of ALGS) {
     const pool = fx(alg).pool;
     let i = 0;
     Deno.bench({
-      name: `handlePacket ${alg} fresh token, ${backend.name}`,
+      name: `handlePacket ${alg} fresh token, ${backend.label}`,
       group: `handlePacket ${alg}`,
       baseline: backend === serverBackend,
       async fn(b) {

@@ -10,19 +10,25 @@
  * ```
  *
  * By default it generates throwaway keys and an HMAC secret in a temporary
- * lab directory, starts `main.ts 127.0.0.1 0 <lab>` as a subprocess, reads
- * the port from its `listening on … port … (udp)` line, and stops it with
- * SIGTERM at the end (then reads the server's `Ready` and `Stopped after` log
- * records for its RSS, outcome counts and replay-cache figures).
+ * lab directory, starts `main.ts 127.0.0.1 0 <lab>` as a subprocess (with
+ * `--allow-ffi`, so the server picks its OpenSSL verify backend as
+ * `deno task start` does), reads the port from its `listening on … port …
+ * (udp)` line, and stops it with SIGTERM at the end. It then reads the
+ * server's `Ready` and `Stopped after` log records (RSS, outcome counts,
+ * replay-cache figures); on Linux it also samples the server's RSS from
+ * `/proc/<pid>/status` before the first datagram and after the last answer.
+ * `--port` and `--lab` target a server started by hand on a lab the tool
+ * prepared (`--lab DIR --prepare`).
  *
  * ## Tokens
  *
  * Every datagram must be a token the server has not seen: a retransmitted
  * token is answered from the replay cache without any verification, and a
- * new token reusing a `jti` is refused. Signing is slow in WebCrypto (RS256
- * ≈ 300/s per core, ES256 ≈ 1,000/s per core, measured on the lab machine),
- * so all tokens are signed before the clock starts, concurrently (WebCrypto
- * runs signatures on a thread pool), each with a fresh random `jti`.
+ * new token reusing a `jti` is refused. Signing is slow in WebCrypto (RSA
+ * 2048 ≈ 300 signatures/s per core, P-256 ≈ 1,000/s per core on the 2-core
+ * lab machine), so all tokens are signed before the clock starts,
+ * concurrently (WebCrypto signs on a thread pool), each with a fresh random
+ * `jti` and `exp` one hour ahead (`--exp`), so none expires during a run.
  *
  * - Default (`distinct`): `--tokens` distinct tokens (default: `--seconds`
  *   times a per-algorithm rate guess). If the server answers faster, the run
@@ -42,6 +48,22 @@
  * N states, so cycling keeps the walk consistent). Groups share one RSA and
  * one P-256 key pair (each group has its own key file on the server, so the
  * server imports and uses them separately; verify cost is per key size).
+ *
+ * ## Sending
+ *
+ * A window of `--window` datagrams is kept outstanding, round robin over the
+ * groups; each answer (matched by its `id_request`) releases the next send.
+ * Sends go out one at a time: Deno does not keep the call order of
+ * concurrent `send`s on one socket (a burst leaves roughly reversed), and a
+ * group's events must reach the server in walk order. No answer within
+ * `--timeout` counts as lost; `--retransmit` resends the same datagram
+ * meanwhile, as real clients do (latency then counts from the first send).
+ *
+ * Flood mode sends garbage at `--flood-rate` from a worker thread and its
+ * own socket (by default from 127.0.0.2, so it has its own error budget),
+ * while one legitimate client walks its group at `--walker-rate` with one
+ * request outstanding and retransmissions every 250 ms; the walker's figures
+ * are the result.
  *
  * ## Correctness
  *
@@ -592,6 +614,11 @@ interface ServerFacts {
   exitCode?: number;
   /** Seconds from SIGTERM to exit. */
   stopSec?: number;
+  /**
+   * RSS in bytes from `/proc/<pid>/status` (Linux): before the first
+   * datagram, after the last answer, and the peak (VmHWM) by then.
+   */
+  procRss?: { before?: number; after?: number; peak?: number };
 }
 
 /** A server started by the tool. */
@@ -602,6 +629,8 @@ interface SpawnedServer {
   logDir: string;
   /** The `verify:` line of the start-up summary (the backend in use). */
   verify: string | undefined;
+  /** Its process id. */
+  pid: number;
   stop(): Promise<ServerFacts>;
 }
 
@@ -768,6 +797,7 @@ async function spawnServer(
     args,
     logDir,
     verify: /^verify: (.*)$/m.exec(out.head())?.[1],
+    pid: child.pid,
     stop: async () => {
       const t0 = performance.now();
       try {
@@ -801,6 +831,23 @@ async function spawnServer(
         stopSec,
       };
     },
+  };
+}
+
+/** VmRSS and VmHWM of a process, in bytes (Linux). */
+async function processRss(
+  pid: number,
+): Promise<{ rss?: number; peak?: number }> {
+  const text = await readProc(`/proc/${pid}/status`) ?? "";
+  const kb = (name: string) => {
+    const m = new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(text);
+    return m ? Number(m[1]) * 1024 : undefined;
+  };
+  const rss = kb("VmRSS");
+  const peak = kb("VmHWM");
+  return {
+    ...(rss === undefined ? {} : { rss }),
+    ...(peak === undefined ? {} : { peak }),
   };
 }
 
@@ -1575,9 +1622,12 @@ function render(r: Report): string[] {
   if (r.server) {
     const s = r.server;
     lines.push(
-      `server        rss ${mb(s.readyRss)} at Ready -> ${
-        mb(s.stoppedRss)
-      } at Stop; replay cache ${s.cached ?? "?"} cached, ${
+      `server        rss ${mb(s.procRss?.before)} before the load -> ${
+        mb(s.procRss?.after)
+      } after (peak ${mb(s.procRss?.peak)}); log: ${
+        mb(s.readyRss)
+      } at Ready -> ${mb(s.stoppedRss)} at Stop`,
+      `server        replay cache ${s.cached ?? "?"} cached, ${
         s.evicted ?? "?"
       } evicted; stopped in ${s.stopSec?.toFixed(1)} s (exit ${s.exitCode})`,
       `server counts ${JSON.stringify(s.counts ?? {})}`,
@@ -1649,6 +1699,7 @@ async function run(options: Options): Promise<Report | undefined> {
       progress(`server listening on ${target.hostname} port ${target.port}`);
     }
     const udpBefore = await udpCounters();
+    const rssBefore = server ? await processRss(server.pid) : undefined;
     const report: Report = {
       mode: options.mode,
       window: options.mode === "flood" ? 1 : options.window,
@@ -1716,8 +1767,16 @@ async function run(options: Options): Promise<Report | undefined> {
       );
     }
     if (server) {
+      const rssAfter = await processRss(server.pid);
       progress("stopping the server …");
-      report.server = await server.stop();
+      report.server = {
+        ...await server.stop(),
+        procRss: {
+          ...(rssBefore?.rss === undefined ? {} : { before: rssBefore.rss }),
+          ...(rssAfter.rss === undefined ? {} : { after: rssAfter.rss }),
+          ...(rssAfter.peak === undefined ? {} : { peak: rssAfter.peak }),
+        },
+      };
       server = undefined;
     }
     if (speeds) {

@@ -240,7 +240,7 @@ async function step(
   }
   const now = ctx.now();
   const nowSec = now.getTime() / 1000;
-  // An identical token that overtook this one while it was being verified.
+  // An identical token answered while this copy was being verified.
   const hit = ctx.replay.lookup(parsed.text, nowSec);
   if (hit) return replayed(hit);
   const group = key.group;
