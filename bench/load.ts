@@ -100,7 +100,7 @@ type FloodKind = typeof FLOOD_KINDS[number];
  * window, and per outstanding datagram (measured on a 2-core lab machine with
  * the OpenSSL verify backend; a faster server exhausts the tokens early).
  */
-const RATE_GUESS: Record<Alg, number> = { RS256: 2500, ES256: 2000 };
+const RATE_GUESS: Record<Alg, number> = { RS256: 3000, ES256: 2500 };
 const RATE_PER_OUTSTANDING = 400;
 
 const COLOURS = [
@@ -1818,7 +1818,8 @@ async function run(options: Options): Promise<Report | undefined> {
 export async function main(args: string[]): Promise<number> {
   let options: Options | "help";
   try {
-    options = parseOptions(args);
+    // `deno task load -- …` passes the `--` through.
+    options = parseOptions(args[0] === "--" ? args.slice(1) : args);
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
     progress(`load: ${e.message}\n\n${USAGE}`);
