@@ -26,6 +26,7 @@ import {
   parseToken,
   readGroup,
   type RequestClaims,
+  responseSize,
   sha256Hex,
   signResponse,
   trimToken,
@@ -169,6 +170,13 @@ function inLane<T>(
   return run;
 }
 
+/**
+ * A lower bound of any error answer's size: the header, the MAC, and the
+ * base64url of the shortest claims (`iss`, `sub`, `jti`, `iat`, `exp`,
+ * `otp_timestamp`, `response`, `error`) come to more than this.
+ */
+const MIN_ERROR_ANSWER = 360;
+
 /** The datagram as the error path needs it. */
 interface Request {
   size: number;
@@ -192,20 +200,27 @@ function errorResult(
   if (options.answerErrors === false) {
     return { ...base, reply: null, outcome: "dropped:rate_limit" };
   }
+  // Anti-amplification: an unverified source never gets more than 3x its
+  // bytes. The size is known before signing, so junk costs no HMAC; it still
+  // spends the source's error budget, so a flood of it soon costs even less.
+  const amplification = () => {
+    options.takeErrorToken?.();
+    return { ...base, reply: null, outcome: "dropped:amplification" } as const;
+  };
+  if (!verified && 3 * request.size < MIN_ERROR_ANSWER) return amplification();
   const claims = baseClaims(ctx, verified?.sub.slice(0, 64) ?? "NO_SUB_CLAIM");
   const payload = request.payload ?? payloadIfObject(request.text);
   if (payload) claims.id_request = sha256Hex(payload);
   claims.response = `ERROR: ${err.message.slice(0, 300)}`;
   claims.error = err.code;
-  const reply = signResponse(claims, ctx.secret);
-  // Anti-amplification: an unverified source never gets more than 3x its bytes.
-  if (!verified && reply.length > 3 * request.size) {
-    return { ...base, reply: null, outcome: "dropped:amplification" };
+  const json = JSON.stringify(claims);
+  if (!verified && responseSize(json) > 3 * request.size) {
+    return amplification();
   }
   if (options.takeErrorToken && !options.takeErrorToken()) {
     return { ...base, reply: null, outcome: "dropped:rate_limit" };
   }
-  return { ...base, reply };
+  return { ...base, reply: signResponse(json, ctx.secret) };
 }
 
 /** What the ordered part of the handling decided. */

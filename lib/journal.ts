@@ -12,7 +12,7 @@
  * @module
  */
 
-import { crc32Hex } from "./_crc32.ts";
+import { crc32 } from "node:zlib";
 import type { ReplayEntry } from "./replay.ts";
 import {
   applyEvent,
@@ -51,7 +51,7 @@ export interface Snapshot {
   seq: number;
   /** Every group's record. */
   groups: Record<string, GroupRecord>;
-  /** Unexpired cached answers (reply as text). */
+  /** The newest unexpired cached answers (reply as text). */
   replay: {
     token: string;
     group: string;
@@ -62,6 +62,18 @@ export interface Snapshot {
 }
 
 const encoder = new TextEncoder();
+
+/**
+ * Cached answers kept in a snapshot: the newest ones, enough for every
+ * group's retransmissions after a restart while keeping a compaction to a
+ * few megabytes of JSON (it runs on the event loop).
+ */
+const SNAPSHOT_REPLAY = 4096;
+
+/** CRC-32 (IEEE, as zlib) of a line's UTF-8 bytes, as 8 hex digits. */
+function crc32Hex(text: string): string {
+  return crc32(text).toString(16).padStart(8, "0");
+}
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
 /**
@@ -89,14 +101,14 @@ export function encodeJournalLine(entry: JournalEntry): string {
       }
       : {}),
   });
-  return `${crc32Hex(encoder.encode(json))} ${json}\n`;
+  return `${crc32Hex(json)} ${json}\n`;
 }
 
 function decodeLine(line: Uint8Array): JournalEntry {
   const text = decoder.decode(line);
   const crc = text.slice(0, 8);
   const json = text.slice(9);
-  if (text[8] !== " " || crc32Hex(encoder.encode(json)) !== crc) {
+  if (text[8] !== " " || crc32Hex(json) !== crc) {
     throw new SyntaxError("checksum mismatch");
   }
   const o = JSON.parse(json);
@@ -175,11 +187,6 @@ export interface JournalOptions {
    */
   fsync?: boolean;
   /**
-   * How long a batch collects events before its single write and fsync.
-   * @default {2}
-   */
-  commitDelayMs?: number;
-  /**
    * Journal lines after which the state is compacted into the snapshot.
    * @default {10000}
    */
@@ -217,7 +224,6 @@ export class JournalStore implements StateStore {
   #seq: number;
   #linesSinceSnapshot: number;
   #fsync: boolean;
-  #commitDelayMs: number;
   #compactEvery: number;
   #replayEntries: () => ReplayEntry[];
   #nowSec: () => number;
@@ -241,7 +247,6 @@ export class JournalStore implements StateStore {
     this.#seq = seq;
     this.#linesSinceSnapshot = 0;
     this.#fsync = options.fsync ?? true;
-    this.#commitDelayMs = options.commitDelayMs ?? 2;
     this.#compactEvery = options.compactEvery ?? 10_000;
     this.#replayEntries = options.replayEntries ?? (() => []);
     this.#nowSec = options.nowSec ?? (() => Date.now() / 1000);
@@ -356,9 +361,11 @@ export class JournalStore implements StateStore {
     });
     if (!this.#scheduled) {
       this.#scheduled = true;
-      setTimeout(() => {
+      // Group commit: the batch starts at once; events arriving while it is
+      // written and fsync'd form the next batch.
+      queueMicrotask(() => {
         this.#chain = this.#chain.then(() => this.#commit());
-      }, this.#commitDelayMs);
+      });
     }
     return done.promise;
   }
@@ -393,7 +400,7 @@ export class JournalStore implements StateStore {
       version: 1,
       seq: this.#seq,
       groups: this.#memory.snapshot(),
-      replay: replay.map((r) => ({
+      replay: replay.slice(-SNAPSHOT_REPLAY).map((r) => ({
         token: r.token,
         group: r.group,
         jti: r.jti,

@@ -16,6 +16,7 @@ import {
   getConsoleSink,
   type LogRecord,
   type Sink,
+  withFilter,
 } from "@logtape/logtape";
 import { getRotatingFileSink } from "@logtape/file";
 import type { LogLevel } from "./config.ts";
@@ -95,19 +96,25 @@ export interface LoggingOptions {
  */
 export async function setupLogging(options: LoggingOptions): Promise<void> {
   const { level, file, colour } = options;
+  // The console level filters the console only: the file always gets the
+  // info records (start, stop, figures), whatever --log-level says.
   const sinks: Record<string, Sink> = {
-    console: getConsoleSink({
-      formatter: (r) => formatConsoleLine(r, { colour }),
-    }),
+    console: withFilter(
+      getConsoleSink({ formatter: (r) => formatConsoleLine(r, { colour }) }),
+      level,
+    ),
   };
   if (file) {
-    sinks.file = getRotatingFileSink(file, {
-      formatter: formatJsonLine,
-      maxSize: 64 * 1024 * 1024,
-      maxFiles: 8,
-      bufferSize: 64 * 1024,
-      flushInterval: 1000,
-    });
+    sinks.file = withFilter(
+      getRotatingFileSink(file, {
+        formatter: formatJsonLine,
+        maxSize: 64 * 1024 * 1024,
+        maxFiles: 8,
+        bufferSize: 64 * 1024,
+        flushInterval: 1000,
+      }),
+      "info",
+    );
   }
   const fileSinks = file ? ["file"] : [];
   await configure({
@@ -117,13 +124,13 @@ export async function setupLogging(options: LoggingOptions): Promise<void> {
       {
         category: ["udpjwt"],
         sinks: ["console", ...fileSinks],
-        lowestLevel: level,
+        lowestLevel: level === "debug" ? "debug" : "info",
       },
       {
         category: [...DATAGRAM_CATEGORY],
         sinks: level === "debug" ? ["console", ...fileSinks] : fileSinks,
         parentSinks: "override",
-        lowestLevel: "debug",
+        lowestLevel: "info",
       },
       {
         category: ["logtape", "meta"],

@@ -38,6 +38,11 @@ export interface ServerOptions {
    * @default {512}
    */
   maxInFlight?: number;
+  /**
+   * How often the counts of the last interval are logged, in milliseconds.
+   * @default {60000}
+   */
+  summaryMs?: number;
 }
 
 /** The largest UDP payload; the receive buffer holds any datagram whole. */
@@ -55,6 +60,9 @@ export class UdpServer {
   #inFlight = new Set<Promise<void>>();
   #closed = false;
   #loop: Promise<void> | undefined;
+  #summaryMs: number;
+  #summaryTimer: ReturnType<typeof setInterval> | undefined;
+  #reported = new Map<string, number>();
   /** Datagrams by outcome (`ok`, error codes, `no_action`, `dropped:*`). */
   readonly counts: Map<string, number> = new Map();
 
@@ -75,7 +83,9 @@ export class UdpServer {
       errorRate = 50,
       errorBurst = 100,
       maxInFlight = 512,
+      summaryMs = 60_000,
     } = options ?? {};
+    this.#summaryMs = summaryMs;
     this.#conn = conn;
     this.#ctx = ctx;
     this.#log = loggers.events;
@@ -97,8 +107,34 @@ export class UdpServer {
 
   /** Starts the receive loop; resolves when the server is closed. */
   run(): Promise<void> {
-    this.#loop ??= this.#receiveLoop();
+    if (!this.#loop) {
+      this.#summaryTimer = setInterval(
+        () => this.#summary(),
+        this.#summaryMs,
+      );
+      Deno.unrefTimer(this.#summaryTimer as unknown as number);
+      this.#loop = this.#receiveLoop();
+    }
     return this.#loop;
+  }
+
+  /** Logs what happened since the last summary, if anything did. */
+  #summary(): void {
+    const delta: Record<string, number> = {};
+    let total = 0;
+    for (const [outcome, n] of this.counts) {
+      const d = n - (this.#reported.get(outcome) ?? 0);
+      if (d > 0) delta[outcome] = d;
+      total += d;
+    }
+    if (total === 0) return;
+    this.#reported = new Map(this.counts);
+    this.#log.info("Last {seconds} s: {total} datagrams: {counts}", {
+      seconds: this.#summaryMs / 1000,
+      total,
+      counts: delta,
+      rss: Deno.memoryUsage().rss,
+    });
   }
 
   /**
@@ -110,6 +146,7 @@ export class UdpServer {
   async close(graceMs = 1500): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    clearInterval(this.#summaryTimer);
     const drained = Promise.allSettled([...this.#inFlight]);
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise((r) => timer = setTimeout(r, graceMs));
@@ -233,7 +270,9 @@ export class UdpServer {
           },
         );
       }
-      this.#log.info(
+      // Debug: at thousands of requests a second a console line each would
+      // cost more than the request; the periodic summary covers them.
+      this.#log.debug(
         "{group} event {sn} {colour}: state {from_state} -> {to_state}, next_number {next}, registration {registration} from {peer}",
         {
           group: r.group,

@@ -352,19 +352,31 @@ const RESPONSE_HEADER = Buffer.from('{"alg":"HS256","typ":"JWT"}').toString(
  * Signs an answer with HS256 and the raw secret bytes. Synchronous (through
  * `node:crypto`), so an answer can be made and journaled in one step.
  *
- * @param claims The answer's claims, in the order they are written.
+ * @param claims The answer's claims, in the order they are written, or
+ * their JSON text.
  * @param secret The HMAC secret, exactly as stored.
  * @returns The compact JWS as bytes.
  */
 export function signResponse(
-  claims: Record<string, unknown>,
+  claims: Record<string, unknown> | string,
   secret: Uint8Array,
 ): Uint8Array {
-  const input = `${RESPONSE_HEADER}.${
-    Buffer.from(JSON.stringify(claims)).toString("base64url")
-  }`;
+  const json = typeof claims === "string" ? claims : JSON.stringify(claims);
+  const input = `${RESPONSE_HEADER}.${Buffer.from(json).toString("base64url")}`;
   const mac = createHmac("sha256", secret).update(input).digest("base64url");
   return Buffer.from(`${input}.${mac}`);
+}
+
+/**
+ * The size in bytes of the answer {@linkcode signResponse} makes of a claims
+ * JSON text, known before any HMAC work.
+ *
+ * @param json The claims as JSON.
+ * @returns The compact JWS's length.
+ */
+export function responseSize(json: string): number {
+  const base64 = Math.ceil(Buffer.byteLength(json) * 4 / 3);
+  return RESPONSE_HEADER.length + 1 + base64 + 1 + 43; // 43: HS256 MAC
 }
 
 /**
