@@ -40,6 +40,30 @@ export class ProtocolError extends Error {
 }
 
 /**
+ * Makes a {@linkcode ProtocolError} without capturing a stack trace: these
+ * are a client's mistakes, answered and logged by code, and a flood of them
+ * should not pay for stacks nobody reads.
+ *
+ * @param code The protocol error code.
+ * @param message A human-readable reason, without the `ERROR:` prefix.
+ * @param options Standard error options (`cause`).
+ * @returns The error, to throw.
+ */
+export function protocolError(
+  code: ErrorCode,
+  message: string,
+  options?: ErrorOptions,
+): ProtocolError {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return new ProtocolError(code, message, options);
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+}
+
+/**
  * A start-up problem caused by the user (a bad flag, a missing file): printed
  * as one line without a stack, then the process exits with `exitCode`.
  */

@@ -11,7 +11,7 @@
  * @module
  */
 
-import { type ErrorCode, ProtocolError } from "./errors.ts";
+import { type ErrorCode, ProtocolError, protocolError } from "./errors.ts";
 import { advance } from "./fsm.ts";
 import type { GroupKey } from "./keys.ts";
 import type { ReplayCache, ReplayEntry } from "./replay.ts";
@@ -269,7 +269,7 @@ async function step(
       ...(members ? { members: members.size } : {}),
     });
     if (ctx.replay.hasJti(group, claims.jti, nowSec)) {
-      throw new ProtocolError(
+      throw protocolError(
         "JTI_REUSED",
         `jti "${claims.jti}" was already used by group ${group}: use a fresh jti for each new request`,
       );
@@ -355,7 +355,7 @@ export async function handlePacket(
     let key: GroupKey;
     try {
       if (!ascii) {
-        throw new ProtocolError(
+        throw protocolError(
           "MALFORMED_TOKEN",
           "the datagram is not ASCII text",
         );

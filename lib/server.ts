@@ -63,6 +63,8 @@ export class UdpServer {
   #summaryMs: number;
   #summaryTimer: ReturnType<typeof setInterval> | undefined;
   #reported = new Map<string, number>();
+  #limited = new Map<string, { count: number; bytes: number }>();
+  #limitedTimer: ReturnType<typeof setInterval> | undefined;
   /** Datagrams by outcome (`ok`, error codes, `no_action`, `dropped:*`). */
   readonly counts: Map<string, number> = new Map();
 
@@ -113,6 +115,8 @@ export class UdpServer {
         this.#summaryMs,
       );
       Deno.unrefTimer(this.#summaryTimer as unknown as number);
+      this.#limitedTimer = setInterval(() => this.#flushLimited(), 1000);
+      Deno.unrefTimer(this.#limitedTimer as unknown as number);
       this.#loop = this.#receiveLoop();
     }
     return this.#loop;
@@ -147,6 +151,7 @@ export class UdpServer {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#summaryTimer);
+    clearInterval(this.#limitedTimer);
     const drained = Promise.allSettled([...this.#inFlight]);
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise((r) => timer = setTimeout(r, graceMs));
@@ -158,6 +163,26 @@ export class UdpServer {
       // Already closed.
     }
     await this.#loop;
+    this.#flushLimited();
+  }
+
+  /** One record per source for the rate-limited drops summed since the last. */
+  #flushLimited(): void {
+    for (const [peer, t] of this.#limited) {
+      this.#datagramLog.info("{outcome} x{count} from {peer}", {
+        peer,
+        port: null,
+        bytes: t.bytes,
+        group: null,
+        outcome: "dropped:rate_limit",
+        count: t.count,
+        seq_state_number: null,
+        next_number: null,
+        registration: null,
+        us: null,
+      });
+    }
+    this.#limited.clear();
   }
 
   #count(outcome: string): void {
@@ -238,6 +263,15 @@ export class UdpServer {
     r: PacketResult,
   ): void {
     this.#count(r.outcome);
+    if (r.outcome === "dropped:rate_limit") {
+      // A flooding source would otherwise cost a log record per datagram:
+      // its rate-limited drops are summed and logged once a second.
+      const t = this.#limited.get(peer.hostname) ?? { count: 0, bytes: 0 };
+      t.count++;
+      t.bytes += size;
+      this.#limited.set(peer.hostname, t);
+      return;
+    }
     const c = r.claims;
     this.#datagramLog.info("{outcome} from {peer}:{port}", {
       peer: peer.hostname,

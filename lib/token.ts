@@ -14,7 +14,7 @@
 
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
-import { type ErrorCode, ProtocolError } from "./errors.ts";
+import { type ErrorCode, ProtocolError, protocolError } from "./errors.ts";
 import { COLOURS } from "./fsm.ts";
 import type { GroupKey } from "./keys.ts";
 
@@ -93,7 +93,7 @@ const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const encoder = new TextEncoder();
 
 function fail(code: ErrorCode, message: string, cause?: unknown): never {
-  throw new ProtocolError(code, message, cause === undefined ? {} : { cause });
+  throw protocolError(code, message, cause === undefined ? {} : { cause });
 }
 
 function decodeJsonObject(
