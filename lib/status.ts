@@ -49,7 +49,7 @@ export interface GroupStatus {
   colour: string;
   /** Completed walks. */
   walks: number;
-  /** Times (ISO) of the completed walks. */
+  /** Times (ISO) of the latest completed walks (at most 100). */
   walkTimes: string[];
   /** Registrations received, in number order. */
   registrations: RegistrationStatus[];
@@ -169,7 +169,7 @@ export function summarize(
       group,
       state: rec.state,
       colour: colourOf(rec.state),
-      walks: rec.walks.length,
+      walks: rec.walkCount ?? rec.walks.length,
       walkTimes: [...rec.walks],
       registrations,
       missing: members

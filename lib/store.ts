@@ -21,8 +21,10 @@ export interface GroupRecord {
     string,
     { first: string; last: string; unlisted?: boolean }
   >;
-  /** Times (ISO) at which the group reached the final state. */
+  /** Times (ISO) of the latest walks to the final state (at most 100). */
   walks: string[];
+  /** Walks completed in all (absent in records older than the count). */
+  walkCount?: number;
   /** The time (ISO) of the last accepted request, or null. */
   lastActivity: string | null;
 }
@@ -73,18 +75,38 @@ export function applyEvent(rec: GroupRecord, event: GroupEvent): void {
   rec.state = event.state;
   const key = String(event.registration);
   const seen = rec.registrations[key];
-  rec.registrations[key] = {
-    first: seen?.first ?? at,
-    last: at,
-    ...(event.unlisted ? { unlisted: true } : {}),
-  };
-  if (event.completedWalk) rec.walks.push(at);
+  // A group's state must stay small whatever a (signed) client sends: past
+  // MAX_REGISTRATIONS distinct numbers, new ones are no longer recorded.
+  if (seen || Object.keys(rec.registrations).length < MAX_REGISTRATIONS) {
+    rec.registrations[key] = {
+      first: seen?.first ?? at,
+      last: at,
+      ...(event.unlisted ? { unlisted: true } : {}),
+    };
+  }
+  if (event.completedWalk) {
+    rec.walkCount = (rec.walkCount ?? rec.walks.length) + 1;
+    rec.walks.push(at);
+    if (rec.walks.length > MAX_WALK_TIMES) rec.walks.shift();
+  }
   rec.lastActivity = at;
 }
 
+/** Distinct registration numbers recorded per group. */
+export const MAX_REGISTRATIONS = 1000;
+
+/** Times of completed walks kept per group (the count is kept in full). */
+export const MAX_WALK_TIMES = 100;
+
 /** A new group's record. */
 export function emptyRecord(): GroupRecord {
-  return { state: 0, registrations: {}, walks: [], lastActivity: null };
+  return {
+    state: 0,
+    registrations: {},
+    walks: [],
+    walkCount: 0,
+    lastActivity: null,
+  };
 }
 
 /** A store that keeps everything in memory: lost on restart. */

@@ -368,7 +368,13 @@ Deno.test("walk() checks the answers' HS256 signature when given the secret", as
 
 Deno.test("walk() fails on an unexpected next_number and says what the server waits for", async () => {
   const store = new MemoryStore({
-    HEARTBEAT: { state: 3, registrations: {}, walks: [], lastActivity: null },
+    HEARTBEAT: {
+      state: 3,
+      registrations: {},
+      walks: [],
+      walkCount: 0,
+      lastActivity: null,
+    },
   });
   const net = new FakeNet({ store });
   const result = await walk(net, heartbeat, options(net, { from: 5 }));

@@ -5,6 +5,12 @@ import {
   JournalStore,
   parseJournal,
 } from "../lib/journal.ts";
+import {
+  applyEvent,
+  emptyRecord,
+  MAX_REGISTRATIONS,
+  MAX_WALK_TIMES,
+} from "../lib/store.ts";
 
 function entry(seq: number, state: number, extra?: object): JournalEntry {
   return {
@@ -189,4 +195,21 @@ Deno.test("JournalStore returns unexpired cached answers after a restart", async
     assert.deepEqual(again.replay[0]?.reply, reply);
     await again.store.close();
   });
+});
+
+Deno.test("applyEvent() keeps a group's record bounded: walk times and registrations", () => {
+  const rec = emptyRecord();
+  for (let i = 0; i < 5000; i++) {
+    applyEvent(rec, {
+      state: 6,
+      registration: i,
+      completedWalk: true,
+      at: new Date(Date.UTC(2026, 10, 23, 12, 0, 0, i)),
+    });
+  }
+  assert.equal(rec.walkCount, 5000);
+  assert.equal(rec.walks.length, MAX_WALK_TIMES);
+  assert.equal(rec.walks.at(-1), "2026-11-23T12:00:04.999Z");
+  assert.equal(Object.keys(rec.registrations).length, MAX_REGISTRATIONS);
+  assert.ok(rec.registrations["0"], "the first numbers seen are kept");
 });
