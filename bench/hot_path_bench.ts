@@ -65,8 +65,8 @@ try {
   const inline = selectBackend({ prefer: "openssl", offload: false });
   const byDefault = selectBackend().backend.description;
   const openssl = [
-    { label: "openssl offloaded", backend: offloaded.backend },
-    { label: "openssl inline", backend: inline.backend },
+    { label: "openssl, ECDSA on a thread", backend: offloaded.backend },
+    { label: "openssl, all inline", backend: inline.backend },
   ];
   if (byDefault === inline.backend.description) openssl.reverse();
   BACKENDS.push(...openssl);
