@@ -95,7 +95,7 @@ Options:
   --roster FILE          optional roster of members (default DIR/groups.json)
   --no-fsync             do not fsync state before answering (faster; an
                          acknowledged step can be lost in a power failure)
-  --replay-cache N       answers kept for retransmissions (default 100000)
+  --replay-cache N       answers kept for retransmissions (default 20000)
   --states N             number of FSM states, 2-1000 (default 7)
   --leeway SECONDS       allowed clock difference, 0-3600 (default 30)
   --max-datagram BYTES   larger datagrams are dropped, 64-65507 (default 8192)
@@ -217,7 +217,7 @@ export function parseConfig(args: readonly string[]): Command {
     stateDir: v["state-dir"] ?? join(dir, "state"),
     roster: v.roster ?? join(dir, "groups.json"),
     fsync: !v["no-fsync"],
-    replayCache: integer("--replay-cache", v["replay-cache"], 100_000, [
+    replayCache: integer("--replay-cache", v["replay-cache"], 20_000, [
       100,
       10_000_000,
     ]),

@@ -313,6 +313,8 @@ async function step(
   });
   ready.catch(() => {}); // awaited below and by retransmissions
   entry.ready = ready;
+  // Once durable, retransmissions need not wait: drop the settled promise.
+  ready.then(() => delete entry.ready, () => {});
   ctx.replay.add(entry, nowSec);
   const result: PacketResult = {
     ...base,

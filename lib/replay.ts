@@ -34,7 +34,7 @@ export interface ReplayEntry {
 export interface ReplayCacheOptions {
   /**
    * The most entries kept; past it the oldest are evicted.
-   * @default {100000}
+   * @default {20000}
    */
   maxEntries?: number;
 }
@@ -49,7 +49,7 @@ export class ReplayCache {
 
   /** @param options The cap. */
   constructor(options?: ReplayCacheOptions) {
-    this.#maxEntries = options?.maxEntries ?? 100_000;
+    this.#maxEntries = options?.maxEntries ?? 20_000;
   }
 
   /** The number of entries. */
