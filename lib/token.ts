@@ -14,7 +14,7 @@
 
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
-import { type ErrorCode, ProtocolError, protocolError } from "./errors.ts";
+import { type ErrorCode, protocolError } from "./errors.ts";
 import { COLOURS } from "./fsm.ts";
 import type { GroupKey } from "./keys.ts";
 
