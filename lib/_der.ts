@@ -13,6 +13,22 @@ import {
   stripLeadingZeros,
 } from "./_bytes.ts";
 
+/** rsaEncryption. */
+export const OID_RSA = "1.2.840.113549.1.1.1";
+/** id-ecPublicKey. */
+export const OID_EC = "1.2.840.10045.2.1";
+/** prime256v1 (P-256). */
+export const OID_P256 = "1.2.840.10045.3.1.7";
+/** Names of key algorithms and curves that are refused, for messages. */
+export const OID_NAMES: Record<string, string> = {
+  "1.3.101.112": "Ed25519",
+  "1.3.101.113": "Ed448",
+  "1.3.132.0.34": "P-384",
+  "1.3.132.0.35": "P-521",
+  "1.2.840.10040.4.1": "DSA",
+  "1.2.840.113549.1.1.10": "RSASSA-PSS",
+};
+
 /** DER tags used here. */
 export const TAG = {
   INTEGER: 0x02,

@@ -16,7 +16,17 @@
  */
 
 import { cursor } from "./_bytes.ts";
-import { enter, peekTag, readElement, readOid, TAG } from "./_der.ts";
+import {
+  enter,
+  OID_EC,
+  OID_NAMES,
+  OID_P256,
+  OID_RSA,
+  peekTag,
+  readElement,
+  readOid,
+  TAG,
+} from "./_der.ts";
 import { parsePublicKey, type PublicKeyInfo } from "./public_key.ts";
 
 /** A parsed private key, ready to import. */
@@ -41,17 +51,6 @@ export interface LoadedPrivateKey {
   publicKey: PublicKeyInfo;
 }
 
-const OID_RSA = "1.2.840.113549.1.1.1";
-const OID_EC = "1.2.840.10045.2.1";
-const OID_P256 = "1.2.840.10045.3.1.7";
-const OID_NAMES: Record<string, string> = {
-  "1.3.101.112": "Ed25519",
-  "1.3.101.113": "Ed448",
-  "1.3.132.0.34": "P-384",
-  "1.3.132.0.35": "P-521",
-  "1.2.840.10040.4.1": "DSA",
-  "1.2.840.113549.1.1.10": "RSASSA-PSS",
-};
 const TAG_OCTET_STRING = 0x04;
 /** `AlgorithmIdentifier` of rsaEncryption with NULL parameters. */
 const RSA_ALGORITHM = Uint8Array.fromHex("300d06092a864886f70d0101010500");

@@ -19,6 +19,10 @@ import { bitLength, cursor, expectEnd } from "./_bytes.ts";
 import { encodeWire, readMpint, readString, readText } from "./_ssh_wire.ts";
 import {
   enter,
+  OID_EC,
+  OID_NAMES,
+  OID_P256,
+  OID_RSA,
   peekTag,
   readElement,
   readOid,
@@ -51,18 +55,6 @@ export interface PublicKeyInfo {
   /** The OpenSSH wire blob, the input of the `SHA256:` fingerprint. */
   sshBlob: Uint8Array<ArrayBuffer>;
 }
-
-const OID_RSA = "1.2.840.113549.1.1.1";
-const OID_EC = "1.2.840.10045.2.1";
-const OID_P256 = "1.2.840.10045.3.1.7";
-const OID_NAMES: Record<string, string> = {
-  "1.3.101.112": "Ed25519",
-  "1.3.101.113": "Ed448",
-  "1.3.132.0.34": "P-384",
-  "1.3.132.0.35": "P-521",
-  "1.2.840.10040.4.1": "DSA",
-  "1.2.840.113549.1.1.10": "RSASSA-PSS",
-};
 
 function b64url(bytes: Uint8Array): string {
   return bytes.toBase64({ alphabet: "base64url", omitPadding: true });
