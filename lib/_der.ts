@@ -29,6 +29,20 @@ export const OID_NAMES: Record<string, string> = {
   "1.2.840.113549.1.1.10": "RSASSA-PSS",
 };
 
+/**
+ * The error for a key algorithm other than RSA or EC P-256.
+ *
+ * @param oid The algorithm's OID.
+ * @returns A `SyntaxError` naming it.
+ */
+export function unsupportedKeyType(oid: string): SyntaxError {
+  return new SyntaxError(
+    `key type ${
+      OID_NAMES[oid] ?? `OID ${oid}`
+    } is not supported (use RSA for RS256 or EC P-256 for ES256)`,
+  );
+}
+
 /** DER tags used here. */
 export const TAG = {
   INTEGER: 0x02,
@@ -137,4 +151,24 @@ export function readOid(c: Cursor, what: string): string {
     }
   }
   return arcs.join(".");
+}
+
+/**
+ * Reads the curve parameter of an id-ecPublicKey `AlgorithmIdentifier` and
+ * checks that it is P-256.
+ *
+ * @param algId A cursor after the algorithm OID.
+ * @throws {SyntaxError} Naming any other (or a missing) curve.
+ */
+export function expectP256(algId: Cursor): void {
+  const curve = peekTag(algId) === TAG.OID
+    ? readOid(algId, "curve OID")
+    : "(none)";
+  if (curve !== OID_P256) {
+    throw new SyntaxError(
+      `EC curve ${
+        OID_NAMES[curve] ?? curve
+      } is not supported (only P-256, for ES256)`,
+    );
+  }
 }

@@ -18,14 +18,14 @@
 import { cursor } from "./_bytes.ts";
 import {
   enter,
+  expectP256,
   OID_EC,
-  OID_NAMES,
-  OID_P256,
   OID_RSA,
   peekTag,
   readElement,
   readOid,
   TAG,
+  unsupportedKeyType,
 } from "./_der.ts";
 import { parsePublicKey, type PublicKeyInfo } from "./public_key.ts";
 
@@ -85,10 +85,6 @@ function pkcs8Of(algorithm: Uint8Array, inner: Uint8Array) {
   return tlv(TAG.SEQUENCE, VERSION_0, algorithm, tlv(TAG_OCTET_STRING, inner));
 }
 
-function curveName(oid: string): string {
-  return OID_NAMES[oid] ?? `OID ${oid}`;
-}
-
 function parsePkcs8(der: Uint8Array<ArrayBuffer>): PrivateKeyInfo {
   const outer = cursor(der);
   const info = enter(outer, TAG.SEQUENCE, "PrivateKeyInfo");
@@ -100,21 +96,10 @@ function parsePkcs8(der: Uint8Array<ArrayBuffer>): PrivateKeyInfo {
     return { format: "PKCS#8", type: "RSA", alg: "RS256", pkcs8: der };
   }
   if (oid === OID_EC) {
-    const curve = peekTag(algId) === TAG.OID
-      ? readOid(algId, "curve OID")
-      : "(none)";
-    if (curve !== OID_P256) {
-      throw new SyntaxError(
-        `EC curve ${curveName(curve)} is not supported (only P-256, for ES256)`,
-      );
-    }
+    expectP256(algId);
     return { format: "PKCS#8", type: "EC", alg: "ES256", pkcs8: der };
   }
-  throw new SyntaxError(
-    `key type ${
-      OID_NAMES[oid] ?? `OID ${oid}`
-    } is not supported (use RSA for RS256 or EC P-256 for ES256)`,
-  );
+  throw unsupportedKeyType(oid);
 }
 
 function parseSec1(der: Uint8Array): PrivateKeyInfo {
@@ -123,13 +108,7 @@ function parseSec1(der: Uint8Array): PrivateKeyInfo {
   readElement(key, TAG.INTEGER, "version");
   readElement(key, TAG_OCTET_STRING, "privateKey");
   if (peekTag(key) === TAG.CONTEXT_0) {
-    const params = enter(key, TAG.CONTEXT_0, "parameters");
-    const curve = readOid(params, "curve OID");
-    if (curve !== OID_P256) {
-      throw new SyntaxError(
-        `EC curve ${curveName(curve)} is not supported (only P-256, for ES256)`,
-      );
-    }
+    expectP256(enter(key, TAG.CONTEXT_0, "parameters"));
   }
   return {
     format: "SEC1",

@@ -19,15 +19,15 @@ import { bitLength, cursor, expectEnd } from "./_bytes.ts";
 import { encodeWire, readMpint, readString, readText } from "./_ssh_wire.ts";
 import {
   enter,
+  expectP256,
   OID_EC,
-  OID_NAMES,
-  OID_P256,
   OID_RSA,
   peekTag,
   readElement,
   readOid,
   readUnsigned,
   TAG,
+  unsupportedKeyType,
 } from "./_der.ts";
 
 /** The file formats a public key can come in. */
@@ -127,23 +127,10 @@ function parseSpkiContents(
   const key = bits.subarray(1);
   if (oid === OID_RSA) return parsePkcs1(key, format);
   if (oid === OID_EC) {
-    const curve = peekTag(algId) === TAG.OID
-      ? readOid(algId, "curve OID")
-      : "(none)";
-    if (curve !== OID_P256) {
-      throw new SyntaxError(
-        `EC curve ${
-          OID_NAMES[curve] ?? curve
-        } is not supported (only P-256, for ES256)`,
-      );
-    }
+    expectP256(algId);
     return p256Key(key, format);
   }
-  throw new SyntaxError(
-    `key type ${
-      OID_NAMES[oid] ?? `OID ${oid}`
-    } is not supported (use RSA for RS256 or EC P-256 for ES256)`,
-  );
+  throw unsupportedKeyType(oid);
 }
 
 function parseSpki(der: Uint8Array): PublicKeyInfo {
