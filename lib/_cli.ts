@@ -81,6 +81,27 @@ export function wholeNumber(
 }
 
 /**
+ * The optional lab directory argument of `keys` and `status`.
+ *
+ * @param positionals The positional arguments.
+ * @param usage The subcommand's usage text, for the error.
+ * @returns The directory, `.` when absent.
+ * @throws {ConfigError} (exit code 2) When more than one is given.
+ */
+export function labDirArgument(
+  positionals: readonly string[],
+  usage: string,
+): string {
+  if (positionals.length > 1) {
+    throw usageError(
+      `Too many arguments: "${positionals.slice(1).join(" ")}": expected DIR`,
+      usage,
+    );
+  }
+  return positionals[0] ?? ".";
+}
+
+/**
  * Joins a lab directory and a name, keeping `.` out of the result.
  *
  * @param dir The directory.

@@ -11,8 +11,8 @@
 import {
   formatTable,
   joinPath,
+  labDirArgument,
   parseFlags,
-  usageError,
   wholeNumber,
 } from "./_cli.ts";
 import { ConfigError, fileProblem, type Io } from "./errors.ts";
@@ -232,13 +232,7 @@ export async function runKeys(args: string[], io: Io): Promise<number> {
     io.out(u);
     return 0;
   }
-  if (positionals.length > 1) {
-    throw usageError(
-      `Too many arguments: "${positionals.slice(1).join(" ")}": expected DIR`,
-      u,
-    );
-  }
-  const dir = positionals[0] ?? ".";
+  const dir = labDirArgument(positionals, u);
   const keysPub = v["keys-pub"] ?? joinPath(dir, "keys_pub");
   const keysPriv = v["keys-priv"] ?? joinPath(dir, "keys_priv");
   const minRsaBits = wholeNumber("--min-rsa-bits", v["min-rsa-bits"], 2048, {

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { formatTable, joinPath, parseFlags, usageError } from "./_cli.ts";
+import { formatTable, joinPath, labDirArgument, parseFlags } from "./_cli.ts";
 import { ConfigError, type Io } from "./errors.ts";
 import { colourOf } from "./fsm.ts";
 import { JournalStore, parseJournal, type Snapshot } from "./journal.ts";
@@ -225,13 +225,7 @@ export async function runStatus(args: string[], io: Io): Promise<number> {
     io.out(u);
     return 0;
   }
-  if (positionals.length > 1) {
-    throw usageError(
-      `Too many arguments: "${positionals.slice(1).join(" ")}": expected DIR`,
-      u,
-    );
-  }
-  const dir = positionals[0] ?? ".";
+  const dir = labDirArgument(positionals, u);
   const stateDir = v["state-dir"] ?? joinPath(dir, "state");
   const rosterFile = v.roster ?? joinPath(dir, "groups.json");
   let state: LoadedState;
