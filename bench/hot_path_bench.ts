@@ -44,8 +44,8 @@ import {
   type VerifyBackend,
   webCryptoBackend,
 } from "../lib/verify.ts";
+import { type Alg, b64url, KEY_PARAMS, pem, SIGN_PARAMS } from "./_keys.ts";
 
-type Alg = "RS256" | "ES256";
 const ALGS: Alg[] = ["RS256", "ES256"];
 
 /** A verify backend under a short label for the benchmark names. */
@@ -77,32 +77,6 @@ try {
 BACKENDS.push({ label: "webcrypto", backend: webCryptoBackend });
 
 const encoder = new TextEncoder();
-
-const KEY_PARAMS: Record<Alg, RsaHashedKeyGenParams | EcKeyGenParams> = {
-  RS256: {
-    name: "RSASSA-PKCS1-v1_5",
-    modulusLength: 2048,
-    publicExponent: new Uint8Array([1, 0, 1]),
-    hash: "SHA-256",
-  },
-  ES256: { name: "ECDSA", namedCurve: "P-256" },
-};
-
-const SIGN_PARAMS: Record<Alg, AlgorithmIdentifier | EcdsaParams> = {
-  RS256: { name: "RSASSA-PKCS1-v1_5" },
-  ES256: { name: "ECDSA", hash: "SHA-256" },
-};
-
-function b64url(bytes: Uint8Array): string {
-  return bytes.toBase64({ alphabet: "base64url", omitPadding: true });
-}
-
-function spkiPem(der: ArrayBuffer): string {
-  const lines = new Uint8Array(der).toBase64().match(/.{1,64}/g) ?? [];
-  return `-----BEGIN PUBLIC KEY-----\n${
-    lines.join("\n")
-  }\n-----END PUBLIC KEY-----\n`;
-}
 
 const NOW_SEC = Math.floor(Date.now() / 1000);
 
@@ -158,12 +132,15 @@ async function fixture(alg: Alg): Promise<Fixture> {
     "sign",
     "verify",
   ]) as CryptoKeyPair;
-  const pem = spkiPem(await crypto.subtle.exportKey("spki", pair.publicKey));
+  const spki = pem(
+    "PUBLIC KEY",
+    await crypto.subtle.exportKey("spki", pair.publicKey),
+  );
   const keys = new Map<Backend, GroupKey>();
   for (const b of BACKENDS) {
     keys.set(
       b,
-      await keyFromText(`${group.toLowerCase()}.pem`, pem, {
+      await keyFromText(`${group.toLowerCase()}.pem`, spki, {
         backend: b.backend,
       }),
     );
@@ -179,7 +156,7 @@ async function fixture(alg: Alg): Promise<Fixture> {
   );
   return {
     group,
-    pem,
+    pem: spki,
     priv: pair.privateKey,
     keys,
     token: await sign(claimsFor(group, 1), alg, pair.privateKey),

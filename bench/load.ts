@@ -80,12 +80,12 @@
 
 import { parseArgs } from "node:util";
 import type { FloodDone, FloodStart } from "./_flood_worker.ts";
+import { type Alg, b64url, KEY_PARAMS, pem, SIGN_PARAMS } from "./_keys.ts";
 
 /** The repository root: `main.ts` lives there and it is the server's cwd. */
 const REPO_ROOT = new URL("../", import.meta.url).pathname;
 
 /** Request algorithms. */
-type Alg = "RS256" | "ES256";
 
 /** Load modes. */
 const MODES = ["rs256", "es256", "mixed", "flood"] as const;
@@ -364,29 +364,6 @@ interface Lab {
   privateKeys: Map<Alg, CryptoKey>;
 }
 
-const KEY_PARAMS: Record<Alg, RsaHashedKeyGenParams | EcKeyGenParams> = {
-  RS256: {
-    name: "RSASSA-PKCS1-v1_5",
-    modulusLength: 2048,
-    publicExponent: new Uint8Array([1, 0, 1]),
-    hash: "SHA-256",
-  },
-  ES256: { name: "ECDSA", namedCurve: "P-256" },
-};
-
-const SIGN_PARAMS: Record<Alg, AlgorithmIdentifier | EcdsaParams> = {
-  RS256: { name: "RSASSA-PKCS1-v1_5" },
-  ES256: { name: "ECDSA", hash: "SHA-256" },
-};
-
-function pem(label: string, der: ArrayBuffer): string {
-  const b64 = new Uint8Array(der).toBase64();
-  const lines = b64.match(/.{1,64}/g) ?? [];
-  return `-----BEGIN ${label}-----\n${
-    lines.join("\n")
-  }\n-----END ${label}-----\n`;
-}
-
 function unpem(text: string): Uint8Array<ArrayBuffer> {
   const b64 = text.replace(/-----[^-]+-----/g, "").replace(/\s+/g, "");
   return Uint8Array.fromBase64(b64);
@@ -496,10 +473,6 @@ interface GroupPlan {
 }
 
 const encoder = new TextEncoder();
-
-function b64url(bytes: Uint8Array): string {
-  return bytes.toBase64({ alphabet: "base64url", omitPadding: true });
-}
 
 function requestClaims(
   group: string,
