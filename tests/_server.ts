@@ -61,9 +61,30 @@ export async function withTimeout<T>(
  * @param args The arguments after `main.ts`.
  * @returns The exit code and output.
  */
-export async function runMain(args: string[]): Promise<CommandResult> {
+export function runMain(args: string[]): Promise<CommandResult> {
+  return runDeno(
+    [...RUN_ARGS, ...args],
+    START_TIMEOUT_MS,
+    `main.ts ${args.join(" ")} did not exit in time`,
+  );
+}
+
+/**
+ * Runs the Deno executable with `args` in the repository to completion,
+ * killing it and failing after `timeoutMs`.
+ *
+ * @param args The arguments after the executable.
+ * @param timeoutMs How long it may take.
+ * @param message The failure message on a timeout.
+ * @returns The exit code and output.
+ */
+export async function runDeno(
+  args: string[],
+  timeoutMs: number,
+  message: string,
+): Promise<CommandResult> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: [...RUN_ARGS, ...args],
+    args,
     cwd: REPO_ROOT,
     stdin: "null",
     stdout: "piped",
@@ -71,11 +92,7 @@ export async function runMain(args: string[]): Promise<CommandResult> {
   }).spawn();
   let out: Deno.CommandOutput;
   try {
-    out = await withTimeout(
-      child.output(),
-      START_TIMEOUT_MS,
-      `main.ts ${args.join(" ")} did not exit in time`,
-    );
+    out = await withTimeout(child.output(), timeoutMs, message);
   } catch (e) {
     child.kill("SIGKILL");
     await child.status;

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { REPO_ROOT, withTimeout } from "./_server.ts";
+import { runDeno } from "./_server.ts";
 
 /** The figures of `bench/load.ts --json` this test reads. */
 interface LoadReport {
@@ -19,8 +19,8 @@ interface LoadReport {
 }
 
 Deno.test("bench/load.ts drives a spawned server: every answer arrives with the right next_number", async () => {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
+  const out = await runDeno(
+    [
       "run",
       "--allow-net",
       "--allow-read",
@@ -40,27 +40,11 @@ Deno.test("bench/load.ts drives a spawned server: every answer arrives with the 
       "--cycle",
       "--json",
     ],
-    cwd: REPO_ROOT,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let out: Deno.CommandOutput;
-  try {
-    out = await withTimeout(
-      child.output(),
-      60_000,
-      "the load tool did not finish in 60 s",
-    );
-  } catch (e) {
-    child.kill("SIGKILL");
-    await child.status;
-    throw e;
-  }
-  const text = new TextDecoder();
-  const stderr = text.decode(out.stderr);
-  assert.equal(out.code, 0, `the load tool exits 0\nstderr:\n${stderr}`);
-  const report = JSON.parse(text.decode(out.stdout)) as LoadReport;
+    60_000,
+    "the load tool did not finish in 60 s",
+  );
+  assert.equal(out.code, 0, `the load tool exits 0\nstderr:\n${out.stderr}`);
+  const report = JSON.parse(out.stdout) as LoadReport;
   const r = report.result;
   assert.ok(r.received > 0, "answers were received");
   assert.equal(r.lost, 0, "nothing was lost");
