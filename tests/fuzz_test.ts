@@ -359,6 +359,17 @@ const ODD_PAYLOADS: readonly string[] = [
 
 type Fields = [string, string][];
 
+/** Sets one to three numeric claims to a giant or odd number. */
+function setGiantNumbers(rng: Rng, fields: Fields): void {
+  for (let k = rng.range(1, 3); k > 0; k--) {
+    setField(
+      fields,
+      rng.pick(["seq_state_number", "iat", "exp", "seq_max", "registration"]),
+      rng.pick(GIANT_NUMBERS),
+    );
+  }
+}
+
 /** Request claims as raw JSON texts, so odd values can be put in. */
 function baseFields(rng: Rng, sub: string): Fields {
   const now = nowSec();
@@ -450,19 +461,7 @@ async function signPools(rng: Rng): Promise<Pools> {
     switch (i % 6) {
       case 0:
       case 1:
-        for (let k = rng.range(1, 3); k > 0; k--) {
-          setField(
-            fields,
-            rng.pick([
-              "seq_state_number",
-              "iat",
-              "exp",
-              "seq_max",
-              "registration",
-            ]),
-            rng.pick(GIANT_NUMBERS),
-          );
-        }
+        setGiantNumbers(rng, fields);
         break;
       case 2:
         setField(fields, "sub", folded[i % folded.length]!);
@@ -751,19 +750,7 @@ const GENERATORS: readonly [name: string, weight: number, Generator][] = [
     (rng) => {
       const t = rng.pick(TARGETS);
       const fields = baseFields(rng, JSON.stringify(t.group));
-      for (let k = rng.range(1, 3); k > 0; k--) {
-        setField(
-          fields,
-          rng.pick([
-            "seq_state_number",
-            "iat",
-            "exp",
-            "seq_max",
-            "registration",
-          ]),
-          rng.pick(GIANT_NUMBERS),
-        );
-      }
+      setGiantNumbers(rng, fields);
       return encoder.encode(
         junkToken(rng, headerFor(t.alg), objectText(fields), t.sigBytes),
       );
