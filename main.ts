@@ -314,7 +314,8 @@ async function serve(config: Config): Promise<number> {
     groupsInState: Object.keys(store.snapshot()).length,
     cachedAnswers: replay.size,
   };
-  for (const line of summary(server, config, ring, facts)) print(line);
+  // One write, so a reader of the pipe never sees half a summary.
+  print(summary(server, config, ring, facts).join("\n"));
   for (const s of ring.skipped) {
     log.warn("Skipped key file {file}: {reason}", { ...s });
   }
@@ -364,7 +365,9 @@ async function serve(config: Config): Promise<number> {
   await stopping;
   for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
   await store.close();
-  log.info("Stopped after {counts}", {
+  const total = [...server.counts.values()].reduce((a, b) => a + b, 0);
+  log.info("Stopped after {total} datagrams: {counts}", {
+    total,
     counts: Object.fromEntries(server.counts),
     rss: Deno.memoryUsage().rss,
     cached: replay.size,

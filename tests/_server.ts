@@ -237,6 +237,12 @@ export async function withServer(
         );
       });
       const port = Number(m[2]);
+      // The start-up summary is complete once "Ready" is logged.
+      await withTimeout(
+        out.waitFor(/Ready: \d+ groups/, child.status),
+        START_TIMEOUT_MS,
+        `the server did not log "Ready"\nstdout:\n${out.text}`,
+      );
       const server: RunningServer = {
         hostname: m[1]!,
         port,

@@ -235,7 +235,6 @@ Deno.test("keys from keygen load in the server and walk with send", async () => 
     assert.deepEqual([...ring.groups.keys()].sort(), ["ECGRP", "RSAGRP"]);
     assert.deepEqual(ring.skipped, []);
     await withServer({ dir: `${dir}/lab` }, async (server) => {
-      // The summary's group lines follow the "listening on" line.
       await server.waitForStdout(/ECGRP +ES256 +EC P-256 +OpenSSH/);
       await server.waitForStdout(/RSAGRP +RS256 +RSA 2048 +PEM SPKI/);
       for (const group of ["rsagrp", "ecgrp"]) {

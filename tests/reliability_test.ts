@@ -55,7 +55,8 @@ async function spawn(dir: string, extra: string[] = []): Promise<Spawned> {
   const port = await withTimeout(
     (async () => {
       while (true) {
-        const m = /^listening on \S+ port (\d+) \(udp\)$/m.exec(text);
+        // "Ready" follows the whole start-up summary.
+        const m = /Ready: \d+ groups on \S+ port (\d+)/.exec(text);
         if (m) return Number(m[1]);
         await new Promise((r) => setTimeout(r, 20));
       }
