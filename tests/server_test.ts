@@ -663,7 +663,7 @@ Deno.test("main.ts exits 0 on SIGTERM after serving", async () => {
   });
   assert.equal(stopped.code, 0);
   assert.match(stopped.stdout, /SIGTERM received/);
-  assert.match(stopped.stdout, /Stopped after \{"ok":1\}/);
+  assert.match(stopped.stdout, /Stopped after 1 datagrams: \{"ok":1\}/);
   assert.doesNotMatch(stopped.stderr, /error/i);
 });
 
