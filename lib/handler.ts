@@ -328,19 +328,36 @@ async function step(
   return { result, ready };
 }
 
+/** The answer of a decided request, released once its transition is durable. */
+function finish(
+  outcome: LaneOutcome,
+  ctx: HandlerContext,
+  request: Request,
+  options: HandleOptions,
+): PacketResult | Promise<PacketResult> {
+  if ("error" in outcome) {
+    return errorResult(outcome.error, ctx, request, outcome.verified, options);
+  }
+  // The answer acknowledges a transition: release it only once durable.
+  const { result, ready } = outcome;
+  return ready ? ready.then(() => result) : result;
+}
+
 /**
- * Handles one datagram.
+ * Handles one datagram. A datagram refused by a cheap check (and a
+ * retransmission whose answer is already durable) is decided synchronously,
+ * so junk costs no promise; the others return a promise.
  *
  * @param bytes The datagram (owned by the handler: copy receive buffers).
  * @param ctx Keys, secret, store, cache, clock and limits.
  * @param options The source's error budget.
- * @returns The answer (or null) and what happened.
+ * @returns The answer (or null) and what happened, or a promise of them.
  */
-export async function handlePacket(
+export function handlePacket(
   bytes: Uint8Array,
   ctx: HandlerContext,
   options?: HandleOptions,
-): Promise<PacketResult> {
+): PacketResult | Promise<PacketResult> {
   const opts = options ?? {};
   const ascii = isAsciiText(bytes);
   const request: Request = {
@@ -349,49 +366,33 @@ export async function handlePacket(
   };
   const nowSec = ctx.now().getTime() / 1000;
   const hit = ascii ? ctx.replay.lookup(request.text, nowSec) : undefined;
-  let outcome: LaneOutcome;
-  if (hit) {
-    outcome = replayed(hit);
-  } else {
-    let parsed: ParsedToken;
-    let key: GroupKey;
-    try {
-      if (!ascii) {
-        throw protocolError(
-          "MALFORMED_TOKEN",
-          "the datagram is not ASCII text",
-        );
-      }
-      parsed = parseToken(request.text);
-      request.payload = parsed.payloadBytes;
-      const alg = checkAlg(parsed.header);
-      key = keyFor(readGroup(parsed.payload), alg, ctx.keys);
-      if (opts.answerErrors === false) {
-        // Over budget: a request that would fail its claims is shed here,
-        // without signature work.
-        checkClaims(parsed.payload, {
-          now: ctx.now(),
-          leewaySec: ctx.leewaySec,
-        });
-      }
-    } catch (e) {
-      if (e instanceof ProtocolError) {
-        return errorResult(e, ctx, request, undefined, opts);
-      }
-      throw e;
+  if (hit) return finish(replayed(hit), ctx, request, opts);
+  let parsed: ParsedToken;
+  let key: GroupKey;
+  try {
+    if (!ascii) {
+      throw protocolError("MALFORMED_TOKEN", "the datagram is not ASCII text");
     }
-    const signature = verifySignature(parsed, key);
-    signature.catch(() => {}); // awaited in the lane; avoids an unhandled rejection
-    outcome = await inLane(
-      ctx,
-      key.group,
-      () => step(ctx, parsed, key, signature),
-    );
+    parsed = parseToken(request.text);
+    request.payload = parsed.payloadBytes;
+    const alg = checkAlg(parsed.header);
+    key = keyFor(readGroup(parsed.payload), alg, ctx.keys);
+    if (opts.answerErrors === false) {
+      // Over budget: a request that would fail its claims is shed here,
+      // without signature work.
+      checkClaims(parsed.payload, {
+        now: ctx.now(),
+        leewaySec: ctx.leewaySec,
+      });
+    }
+  } catch (e) {
+    if (e instanceof ProtocolError) {
+      return errorResult(e, ctx, request, undefined, opts);
+    }
+    throw e;
   }
-  if ("error" in outcome) {
-    return errorResult(outcome.error, ctx, request, outcome.verified, opts);
-  }
-  // The answer acknowledges a transition: release it only once durable.
-  if (outcome.ready) await outcome.ready;
-  return outcome.result;
+  const signature = verifySignature(parsed, key);
+  signature.catch(() => {}); // awaited in the lane; avoids an unhandled rejection
+  return inLane(ctx, key.group, () => step(ctx, parsed, key, signature))
+    .then((outcome) => finish(outcome, ctx, request, opts));
 }

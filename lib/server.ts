@@ -213,47 +213,80 @@ export class UdpServer {
         });
         continue;
       }
-      const work = this.#handle(data.slice(), peer, started);
-      this.#inFlight.add(work);
-      work.finally(() => this.#inFlight.delete(work));
-      if (this.#inFlight.size >= this.#maxInFlight) {
-        await Promise.race(this.#inFlight);
+      let work: Promise<void> | undefined;
+      try {
+        work = this.#handle(data.slice(), peer, started);
+      } catch (e) {
+        this.#failed(e, peer); // logging itself failed: keep serving
+      }
+      if (work) {
+        this.#inFlight.add(work);
+        work.finally(() => this.#inFlight.delete(work));
+        if (this.#inFlight.size >= this.#maxInFlight) {
+          await Promise.race(this.#inFlight);
+        }
       }
     }
   }
 
-  async #handle(
+  /**
+   * Handles one datagram. Junk refused by a cheap check is answered (or
+   * dropped) synchronously; otherwise the work in flight is returned.
+   */
+  #handle(
     bytes: Uint8Array,
     peer: Deno.NetAddr,
     started: number,
-  ): Promise<void> {
-    let result: PacketResult;
+  ): Promise<void> | undefined {
+    let result: PacketResult | Promise<PacketResult>;
     try {
       const source = peer.hostname;
-      result = await handlePacket(bytes, this.#ctx, {
+      result = handlePacket(bytes, this.#ctx, {
         answerErrors: this.#budget.available(source, Date.now()),
         takeErrorToken: () => this.#budget.take(source, Date.now()),
       });
     } catch (e) {
-      // A bug, not the client's fault: count it, log it, keep serving.
-      this.#log.error("Handler failed on a datagram from {peer}: {error}", {
-        peer: `${peer.hostname}:${peer.port}`,
-        error: e instanceof Error ? e.stack ?? e.message : String(e),
-      });
-      result = { reply: null, outcome: "dropped:internal_error" };
+      result = this.#failed(e, peer);
     }
-    if (result.reply) {
-      try {
-        await this.#conn.send(result.reply, peer);
-      } catch (e) {
-        result = {
+    if (!(result instanceof Promise)) {
+      return this.#answer(peer, bytes.length, started, result);
+    }
+    return result
+      .catch((e) => this.#failed(e, peer))
+      .then((r) => this.#answer(peer, bytes.length, started, r))
+      .catch((e) => void this.#failed(e, peer));
+  }
+
+  /** A bug, not the client's fault: count it, log it, keep serving. */
+  #failed(e: unknown, peer: Deno.NetAddr): PacketResult {
+    this.#log.error("Handler failed on a datagram from {peer}: {error}", {
+      peer: `${peer.hostname}:${peer.port}`,
+      error: e instanceof Error ? e.stack ?? e.message : String(e),
+    });
+    return { reply: null, outcome: "dropped:internal_error" };
+  }
+
+  /** Sends the answer, if any, then logs the datagram. */
+  #answer(
+    peer: Deno.NetAddr,
+    size: number,
+    started: number,
+    result: PacketResult,
+  ): Promise<void> | undefined {
+    if (!result.reply) {
+      this.#record(peer, size, started, result);
+      return;
+    }
+    const sent = this.#conn.send(result.reply, peer).then(
+      () => this.#record(peer, size, started, result),
+      (e) =>
+        this.#record(peer, size, started, {
           ...result,
           outcome: "dropped:send_failed",
           detail: String(e),
-        };
-      }
-    }
-    this.#record(peer, bytes.length, started, result);
+        }),
+    );
+    return sent.catch((e) => void this.#failed(e, peer));
   }
 
   #record(

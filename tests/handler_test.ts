@@ -241,6 +241,30 @@ Deno.test("handlePacket() drops errors without answering once the error budget i
   );
 });
 
+Deno.test("handlePacket() decides junk and durable retransmissions without a promise", async () => {
+  const ctx = context();
+  for (
+    const junk of [
+      new Uint8Array(0),
+      new Uint8Array([0xff, 0x00, 0x41]),
+      new TextEncoder().encode("not.a.token"),
+      new TextEncoder().encode(`${"A".repeat(400)}.e30.`),
+    ]
+  ) {
+    const r = handlePacket(junk, ctx, { answerErrors: false });
+    assert.ok(!(r instanceof Promise), `junk of ${junk.length} bytes`);
+    assert.equal(r.outcome, "dropped:rate_limit");
+  }
+  const token = await request(rsa, 0);
+  const first = handlePacket(token, ctx);
+  assert.ok(first instanceof Promise, "a fresh token is verified first");
+  const answered = await first;
+  const again = handlePacket(token, ctx);
+  assert.ok(!(again instanceof Promise), "the cached answer is durable");
+  assert.equal(again.outcome, "replayed");
+  assert.deepEqual(again.reply, answered.reply);
+});
+
 Deno.test("handlePacket() checks seq_max against a roster's member count", async () => {
   const ctx = context({
     roster: new Map([["ALPHA", new Set([20230000, 20230001, 20230002])]]),
@@ -269,7 +293,9 @@ Deno.test("handlePacket() answers only once the store says the event is durable"
   };
   const ctx = context({ store });
   let done = false;
-  const pending = handlePacket(await request(rsa, 0), ctx).then((r) => {
+  const result = handlePacket(await request(rsa, 0), ctx);
+  assert.ok(result instanceof Promise, "a valid request is decided later");
+  const pending = result.then((r) => {
     done = true;
     return r;
   });
