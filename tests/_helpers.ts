@@ -108,3 +108,28 @@ export async function makeGroup(
     alg,
   };
 }
+
+/**
+ * An integer from the environment when the test may read it (`--allow-env`),
+ * else the fallback: the default runs need no extra permission.
+ *
+ * @param name The variable.
+ * @param fallback Its value when unset or not readable.
+ * @param max The largest value accepted.
+ * @returns The integer.
+ * @throws {Error} When the variable is set but not an integer 0..max.
+ */
+export function envInteger(
+  name: string,
+  fallback: number,
+  max: number,
+): number {
+  const { state } = Deno.permissions.querySync({ name: "env", variable: name });
+  const text = state === "granted" ? Deno.env.get(name) : undefined;
+  if (text === undefined || text === "") return fallback;
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n < 0 || n > max) {
+    throw new Error(`${name}=${text}: expected an integer 0..${max}`);
+  }
+  return n;
+}

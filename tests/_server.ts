@@ -144,6 +144,8 @@ class Drain {
 
 /** A running server. */
 export interface RunningServer {
+  /** Its process id. */
+  pid: number;
   /** The address it listens on, as printed. */
   hostname: string;
   /** The port it bound, as printed. */
@@ -244,6 +246,7 @@ export async function withServer(
         `the server did not log "Ready"\nstdout:\n${out.text}`,
       );
       const server: RunningServer = {
+        pid: child.pid,
         hostname: m[1]!,
         port,
         addr: { transport: "udp", hostname, port },

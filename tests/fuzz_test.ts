@@ -35,7 +35,13 @@
 import { COLOURS } from "../lib/fsm.ts";
 import assert from "node:assert/strict";
 import { CompactSign, compactVerify, jwtVerify } from "jose";
-import { privateKey, requestClaims, signRequest, VECTORS } from "./_helpers.ts";
+import {
+  envInteger,
+  privateKey,
+  requestClaims,
+  signRequest,
+  VECTORS,
+} from "./_helpers.ts";
 import { type RunningServer, UdpClient, withServer } from "./_server.ts";
 
 const AUDIENCE = "udp.socket.server.for.jwt";
@@ -67,21 +73,6 @@ const MAX_DATAGRAM = 8192;
 
 // ---------------------------------------------------------------------------
 // Settings
-
-function env(name: string): string | undefined {
-  const { state } = Deno.permissions.querySync({ name: "env", variable: name });
-  return state === "granted" ? Deno.env.get(name) : undefined;
-}
-
-function envInteger(name: string, fallback: number, max: number): number {
-  const text = env(name);
-  if (text === undefined || text === "") return fallback;
-  const n = Number(text);
-  if (!Number.isSafeInteger(n) || n < 0 || n > max) {
-    throw new Error(`${name}=${text}: expected an integer 0..${max}`);
-  }
-  return n;
-}
 
 const SEED = envInteger(
   "UDPJWT_FUZZ_SEED",
