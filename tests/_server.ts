@@ -106,6 +106,32 @@ export async function runDeno(
   };
 }
 
+/**
+ * Runs `bench/load.ts` to completion with the permissions it needs.
+ *
+ * @param args The load tool's arguments.
+ * @param timeoutMs How long it may take.
+ * @returns Its exit code and output.
+ */
+export function runLoadTool(
+  args: string[],
+  timeoutMs: number,
+): Promise<CommandResult> {
+  return runDeno(
+    [
+      "run",
+      "--allow-net",
+      "--allow-read",
+      "--allow-write",
+      "--allow-run",
+      "bench/load.ts",
+      ...args,
+    ],
+    timeoutMs,
+    `the load tool did not finish in ${timeoutMs / 1000} s`,
+  );
+}
+
 /** Collects a stream's text as it arrives, so the child never blocks on a full pipe. */
 class Drain {
   text = "";

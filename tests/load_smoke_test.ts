@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { runDeno } from "./_server.ts";
+import { runLoadTool } from "./_server.ts";
 
 /** The figures of `bench/load.ts --json` this test reads. */
 interface LoadReport {
@@ -19,14 +19,8 @@ interface LoadReport {
 }
 
 Deno.test("bench/load.ts drives a spawned server: every answer arrives with the right next_number", async () => {
-  const out = await runDeno(
+  const out = await runLoadTool(
     [
-      "run",
-      "--allow-net",
-      "--allow-read",
-      "--allow-write",
-      "--allow-run",
-      "bench/load.ts",
       "--mode",
       "rs256",
       "--seconds",
@@ -41,7 +35,6 @@ Deno.test("bench/load.ts drives a spawned server: every answer arrives with the 
       "--json",
     ],
     60_000,
-    "the load tool did not finish in 60 s",
   );
   assert.equal(out.code, 0, `the load tool exits 0\nstderr:\n${out.stderr}`);
   const report = JSON.parse(out.stdout) as LoadReport;

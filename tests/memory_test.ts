@@ -20,7 +20,7 @@
 
 import assert from "node:assert/strict";
 import { envInteger } from "./_helpers.ts";
-import { runDeno, withServer } from "./_server.ts";
+import { runLoadTool, withServer } from "./_server.ts";
 
 const TOKENS = envInteger("UDPJWT_MEMORY_TOKENS", 10_000, 10_000_000);
 const CACHE = envInteger("UDPJWT_MEMORY_CACHE", 1_000, 10_000_000);
@@ -67,19 +67,7 @@ function mb(bytes: number): string {
 
 /** Runs the load tool to completion; returns its stdout. */
 async function load(args: string[]): Promise<string> {
-  const out = await runDeno(
-    [
-      "run",
-      "--allow-net",
-      "--allow-read",
-      "--allow-write",
-      "--allow-run",
-      "bench/load.ts",
-      ...args,
-    ],
-    600_000,
-    "the load tool did not finish in 10 minutes",
-  );
+  const out = await runLoadTool(args, 600_000);
   assert.equal(out.code, 0, `the load tool exits 0\nstderr:\n${out.stderr}`);
   return out.stdout;
 }
