@@ -80,6 +80,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { colourOf } from "../lib/fsm.ts";
 import type { FloodDone, FloodStart } from "./_flood_worker.ts";
 import { type Alg, b64url, KEY_PARAMS, pem, SIGN_PARAMS } from "./_keys.ts";
 
@@ -103,16 +104,6 @@ type FloodKind = typeof FLOOD_KINDS[number];
  */
 const RATE_GUESS: Record<Alg, number> = { RS256: 3000, ES256: 2500 };
 const RATE_PER_OUTSTANDING = 400;
-
-const COLOURS = [
-  "RED",
-  "ORANGE",
-  "YELLOW",
-  "GREEN",
-  "BLUE",
-  "INDIGO",
-  "VIOLET",
-];
 
 /** The smallest `--replay-cache` the server accepts; used with `--cycle`. */
 const CYCLE_REPLAY_CACHE = 100;
@@ -490,7 +481,7 @@ function requestClaims(
     exp: nowSec + expSec,
     jti: crypto.getRandomValues(new Uint8Array(16)).toHex(),
     seq_state_number: sn,
-    seq_state: COLOURS[sn] ?? "RED",
+    seq_state: colourOf(sn),
     seq_max: 2,
     registration: 20250000 + index,
   };
