@@ -112,6 +112,9 @@ export async function setupLogging(options: LoggingOptions): Promise<void> {
         maxFiles: 8,
         bufferSize: 64 * 1024,
         flushInterval: 1000,
+        // Blocking mode would fsync the log on the event loop at each flush;
+        // non-blocking mode writes the buffer and fsyncs off the main thread.
+        nonBlocking: true,
       }),
       "info",
     );
