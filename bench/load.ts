@@ -585,6 +585,26 @@ interface ServerFacts {
    * datagram, after the last answer, and the peak (VmHWM) by then.
    */
   procRss?: { before?: number; after?: number; peak?: number };
+  /**
+   * CPU time the server used while the load ran (Linux), per datagram sent:
+   * its main thread (the receive loop, which bounds throughput) and the whole
+   * process (with ECDSA threads, GC and I/O). Steadier than responses/s on a
+   * shared machine.
+   */
+  cpu?: CpuUse;
+}
+
+/** Server CPU time over the load. */
+interface CpuUse {
+  /** Datagrams the tool sent during the load. */
+  datagrams: number;
+  wallSec: number;
+  mainSec: number;
+  processSec: number;
+  /** Main-thread CPU per datagram, in µs. */
+  mainUsPerDatagram: number;
+  /** Whole-process CPU per datagram, in µs. */
+  processUsPerDatagram: number;
 }
 
 /** A server started by the tool. */
@@ -797,6 +817,64 @@ async function spawnServer(
         stopSec,
       };
     },
+  };
+}
+
+/** Clock ticks per second of `/proc/<pid>/stat` (`getconf CLK_TCK`). */
+async function clockTicks(): Promise<number> {
+  try {
+    const out = await new Deno.Command("getconf", {
+      args: ["CLK_TCK"],
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    const n = Number(new TextDecoder().decode(out.stdout).trim());
+    return Number.isInteger(n) && n > 0 ? n : 100;
+  } catch {
+    return 100;
+  }
+}
+
+/** User plus system seconds from a `/proc/.../stat` line. */
+function statSeconds(stat: string | undefined, ticks: number) {
+  if (!stat) return undefined;
+  // Fields after the ")" that ends the command name: utime and stime are
+  // the 12th and 13th of them (fields 14 and 15 of proc(5)).
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const t = Number(f[11]) + Number(f[12]);
+  return Number.isFinite(t) ? t / ticks : undefined;
+}
+
+/** CPU seconds of a process and of its main thread so far (Linux). */
+async function processCpu(
+  pid: number,
+  ticks: number,
+): Promise<{ at: number; process: number; main: number } | undefined> {
+  const at = performance.now();
+  const process = statSeconds(await readProc(`/proc/${pid}/stat`), ticks);
+  const main = statSeconds(
+    await readProc(`/proc/${pid}/task/${pid}/stat`),
+    ticks,
+  );
+  return process === undefined || main === undefined
+    ? undefined
+    : { at, process, main };
+}
+
+function cpuUse(
+  before: { at: number; process: number; main: number },
+  after: { at: number; process: number; main: number },
+  datagrams: number,
+): CpuUse {
+  const mainSec = after.main - before.main;
+  const processSec = after.process - before.process;
+  return {
+    datagrams,
+    wallSec: round((after.at - before.at) / 1000, 3)!,
+    mainSec: round(mainSec, 2)!,
+    processSec: round(processSec, 2)!,
+    mainUsPerDatagram: round(mainSec * 1e6 / datagrams, 1)!,
+    processUsPerDatagram: round(processSec * 1e6 / datagrams, 1)!,
   };
 }
 
@@ -1598,6 +1676,16 @@ function render(r: Report): string[] {
       } evicted; stopped in ${s.stopSec?.toFixed(1)} s (exit ${s.exitCode})`,
       `server counts ${JSON.stringify(s.counts ?? {})}`,
     );
+    if (s.cpu) {
+      const share = (sec: number) => Math.round(100 * sec / s.cpu!.wallSec);
+      lines.push(
+        `server cpu    main thread ${s.cpu.mainUsPerDatagram} µs per datagram (${
+          share(s.cpu.mainSec)
+        } % of a core), whole process ${s.cpu.processUsPerDatagram} µs (${
+          share(s.cpu.processSec)
+        } %)`,
+      );
+    }
   }
   if (r.udp) {
     lines.push(
@@ -1666,6 +1754,8 @@ async function run(options: Options): Promise<Report | undefined> {
     }
     const udpBefore = await udpCounters();
     const rssBefore = server ? await processRss(server.pid) : undefined;
+    const ticks = await clockTicks();
+    const cpuBefore = server ? await processCpu(server.pid, ticks) : undefined;
     const report: Report = {
       mode: options.mode,
       window: options.mode === "flood" ? 1 : options.window,
@@ -1733,10 +1823,17 @@ async function run(options: Options): Promise<Report | undefined> {
       );
     }
     if (server) {
+      const cpuAfter = await processCpu(server.pid, ticks);
       const rssAfter = await processRss(server.pid);
+      const datagrams = report.flood
+        ? report.flood.sent + report.flood.walker.sent
+        : report.result?.sent ?? 0;
       progress("stopping the server …");
       report.server = {
         ...await server.stop(),
+        ...(cpuBefore && cpuAfter && datagrams > 0
+          ? { cpu: cpuUse(cpuBefore, cpuAfter, datagrams) }
+          : {}),
         procRss: {
           ...(rssBefore?.rss === undefined ? {} : { before: rssBefore.rss }),
           ...(rssAfter.rss === undefined ? {} : { after: rssAfter.rss }),
