@@ -15,7 +15,6 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
 import type { PublicKeyInfo } from "./public_key.ts";
 
 /** Checks one signature over the JWS signing input. */
@@ -69,6 +68,7 @@ const SYMBOLS = {
     result: "i32",
   },
   EVP_sha256: { parameters: [], result: "pointer" },
+  SHA256: { parameters: ["buffer", "usize", "buffer"], result: "pointer" },
   EVP_PKEY_verify: {
     parameters: ["pointer", "buffer", "usize", "buffer", "usize"],
     result: "i32",
@@ -116,10 +116,6 @@ export function rawEcdsaToDer(raw: Uint8Array): Uint8Array | null {
   return new Uint8Array([0x30, body.length, ...body]);
 }
 
-function sha256(bytes: Uint8Array): Uint8Array {
-  return createHash("sha256").update(bytes).digest();
-}
-
 function openSslBackend(
   lib: Crypto,
   path: string,
@@ -164,7 +160,13 @@ function openSslBackend(
       return async (input, signature) => {
         const sig = ec ? rawEcdsaToDer(signature) : signature;
         if (sig === null) return false;
-        const digest = sha256(input) as Uint8Array<ArrayBuffer>;
+        // One FFI call: about a third of node:crypto's createHash here.
+        const digest = new Uint8Array(32);
+        lib.SHA256(
+          input as Uint8Array<ArrayBuffer>,
+          BigInt(input.length),
+          digest,
+        );
         let r = -1;
         try {
           const ctx = take();
