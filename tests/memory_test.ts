@@ -27,11 +27,13 @@ const CACHE = envInteger("UDPJWT_MEMORY_CACHE", 1_000, 10_000_000);
 /** Far above what the server needs (about 200 MB for 100,000 tokens). */
 const RSS_LIMIT = 400 * 1024 * 1024;
 /**
- * Growth allowed over the second half: V8 may still grow its heap a little,
- * but a cache that kept every answer (about 3.7 KB each) would exceed this
- * from 20,000 tokens a half on.
+ * Growth allowed over the second half. V8 still grows its heap there (about
+ * 36 MB in the default run, 27 MB in the 100,000-token one), so this is a
+ * check for a leak, not for the cache: the cache's own bound is asserted
+ * exactly from the server's counts (a cache that kept every answer, about
+ * 3.7 KB each, would exceed this from about 26,000 tokens a half on).
  */
-const SECOND_HALF_GROWTH_LIMIT = 64 * 1024 * 1024;
+const SECOND_HALF_GROWTH_LIMIT = 96 * 1024 * 1024;
 
 /** The figures of `bench/load.ts --json` this test reads. */
 interface LoadReport {
