@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { seededRandom } from "../lib/client.ts";
 import {
   describeKey,
   fingerprint,
@@ -1175,18 +1176,6 @@ Deno.test("readElement(), readUnsigned() and readOid() read DER", async (t) => {
   });
 });
 
-/** mulberry32: a small seeded PRNG, so every run fuzzes the same inputs. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const FORMATS: readonly KeyFormat[] = [
   "PEM SPKI",
   "PEM PKCS#1",
@@ -1225,7 +1214,7 @@ function assertValidKey(info: PublicKeyInfo, context: string): void {
 }
 
 Deno.test("parsePublicKey() only ever throws a SyntaxError or returns a valid key on fuzzed input", () => {
-  const random = prng(0x5eed);
+  const random = seededRandom(0x5eed);
   const int = (n: number) => Math.floor(random() * n);
   const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)]!;
 
