@@ -11,8 +11,8 @@ import assert from "node:assert/strict";
 /** The repository root: `main.ts` lives there and it is the server's cwd. */
 export const REPO_ROOT = new URL("../", import.meta.url).pathname;
 
-/** The permissions a user grants the server. */
-const RUN_ARGS = [
+/** `deno run` with the permissions a user grants the server, and main.ts. */
+export const RUN_ARGS = [
   "run",
   "--allow-net",
   "--allow-read",

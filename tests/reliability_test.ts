@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { jwtVerify } from "jose";
 import { expected } from "../lib/fsm.ts";
 import { privateKey, requestClaims, signRequest, VECTORS } from "./_helpers.ts";
-import { REPO_ROOT, UdpClient, withTimeout } from "./_server.ts";
+import { REPO_ROOT, RUN_ARGS, UdpClient, withTimeout } from "./_server.ts";
 
 const SECRET = await Deno.readFile(
   `${VECTORS}keys_priv/key_secret_for_hmac.txt`,
@@ -28,11 +28,7 @@ interface Spawned {
 async function spawn(dir: string, extra: string[] = []): Promise<Spawned> {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
-      "run",
-      "--allow-net",
-      "--allow-read",
-      "--allow-write",
-      "main.ts",
+      ...RUN_ARGS,
       "127.0.0.1",
       "0",
       dir,
