@@ -10,21 +10,25 @@
 
 import { getLogger } from "@logtape/logtape";
 import denoJson from "./deno.json" with { type: "json" };
-import { type Config, parseConfig, USAGE } from "./lib/config.ts";
-import { ConfigError, fileProblem, type Io } from "./lib/errors.ts";
-import { randomHex32 } from "./lib/handler.ts";
-import { type KeyRing, loadKeys, mergeReload } from "./lib/keys.ts";
-import { closeLogging, DATAGRAM_CATEGORY, setupLogging } from "./lib/log.ts";
-import { describeKey } from "./lib/public_key.ts";
-import { UdpServer } from "./lib/server.ts";
-import { selectBackend, type VerifyBackend } from "./lib/verify.ts";
-import { JournalStore } from "./lib/journal.ts";
-import { ReplayCache } from "./lib/replay.ts";
-import { loadRoster, type Roster } from "./lib/roster.ts";
-import { runSend } from "./lib/client.ts";
-import { runKeygen } from "./lib/keygen.ts";
-import { runKeys } from "./lib/keys_report.ts";
-import { runStatus } from "./lib/status.ts";
+import { type Config, parseConfig, USAGE } from "./lib/cli/config.ts";
+import { ConfigError, fileProblem, type Io } from "./lib/protocol/errors.ts";
+import { randomHex32 } from "./lib/protocol/handler.ts";
+import { type KeyRing, loadKeys, mergeReload } from "./lib/keys/key_ring.ts";
+import {
+  closeLogging,
+  DATAGRAM_CATEGORY,
+  setupLogging,
+} from "./lib/cli/log.ts";
+import { describeKey } from "./lib/keys/public_key.ts";
+import { UdpServer } from "./lib/net/server.ts";
+import { selectBackend, type VerifyBackend } from "./lib/keys/verify.ts";
+import { JournalStore } from "./lib/state/journal.ts";
+import { ReplayCache } from "./lib/state/replay.ts";
+import { loadRoster, type Roster } from "./lib/state/roster.ts";
+import { runSend } from "./lib/client/client.ts";
+import { runKeygen } from "./lib/cli/keygen.ts";
+import { runKeys } from "./lib/cli/keys.ts";
+import { runStatus } from "./lib/cli/status.ts";
 
 /** The version line of `--version`. */
 export const VERSION =

@@ -17,17 +17,17 @@
  */
 
 import { compactVerify } from "jose";
-import { advance } from "../lib/fsm.ts";
+import { advance } from "../lib/protocol/fsm.ts";
 import {
   handlePacket,
   type HandlerContext,
   otpTimestamp,
   randomHex32,
-} from "../lib/handler.ts";
-import { type GroupKey, keyFromText } from "../lib/keys.ts";
-import { formatJsonLine } from "../lib/log.ts";
-import { ReplayCache } from "../lib/replay.ts";
-import { MemoryStore } from "../lib/store.ts";
+} from "../lib/protocol/handler.ts";
+import { type GroupKey, keyFromText } from "../lib/keys/key_ring.ts";
+import { formatJsonLine } from "../lib/cli/log.ts";
+import { ReplayCache } from "../lib/state/replay.ts";
+import { MemoryStore } from "../lib/state/store.ts";
 import {
   AUDIENCE,
   checkAlg,
@@ -38,12 +38,12 @@ import {
   sha256Hex,
   signResponse,
   verifySignature,
-} from "../lib/token.ts";
+} from "../lib/protocol/token.ts";
 import {
   selectBackend,
   type VerifyBackend,
   webCryptoBackend,
-} from "../lib/verify.ts";
+} from "../lib/keys/verify.ts";
 import { type Alg, b64url, KEY_PARAMS, pem, SIGN_PARAMS } from "./_keys.ts";
 
 const ALGS: Alg[] = ["RS256", "ES256"];

@@ -80,7 +80,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { colourOf } from "../lib/fsm.ts";
+import { colourOf } from "../lib/protocol/fsm.ts";
 import type { FloodDone, FloodStart } from "./_flood_worker.ts";
 import { type Alg, b64url, KEY_PARAMS, pem, SIGN_PARAMS } from "./_keys.ts";
 

@@ -11,8 +11,8 @@
  * @module
  */
 
-import { runSend } from "../lib/client.ts";
-import type { Io } from "../lib/errors.ts";
+import { runSend } from "../lib/client/client.ts";
+import type { Io } from "../lib/protocol/errors.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 

@@ -6,12 +6,12 @@
  */
 
 import { SignJWT } from "jose";
-import { COLOURS } from "../lib/fsm.ts";
-import type { HandlerContext } from "../lib/handler.ts";
-import { loadKeys } from "../lib/keys.ts";
-import { ReplayCache } from "../lib/replay.ts";
-import { MemoryStore } from "../lib/store.ts";
-import type { VerifyBackend } from "../lib/verify.ts";
+import { COLOURS } from "../lib/protocol/fsm.ts";
+import type { HandlerContext } from "../lib/protocol/handler.ts";
+import { loadKeys } from "../lib/keys/key_ring.ts";
+import { ReplayCache } from "../lib/state/replay.ts";
+import { MemoryStore } from "../lib/state/store.ts";
+import type { VerifyBackend } from "../lib/keys/verify.ts";
 
 /** The interoperability vectors copied from shared/vectors. */
 export const VECTORS = new URL("./testdata/vectors/", import.meta.url)
@@ -86,7 +86,7 @@ export async function signRequest(
 /** A throwaway group: its loaded key and the private key to sign with. */
 export interface TestGroup {
   /** The loaded public key, as the server holds it. */
-  key: import("../lib/keys.ts").GroupKey;
+  key: import("../lib/keys/key_ring.ts").GroupKey;
   /** The private key for a test client. */
   priv: CryptoKey;
   /** The algorithm. */
@@ -99,7 +99,7 @@ export async function makeGroup(
   alg: "RS256" | "ES256",
 ): Promise<TestGroup> {
   const { exportSPKI, generateKeyPair } = await import("jose");
-  const { keyFromText } = await import("../lib/keys.ts");
+  const { keyFromText } = await import("../lib/keys/key_ring.ts");
   const pair = await generateKeyPair(alg, { extractable: true });
   const pem = await exportSPKI(pair.publicKey);
   return {

@@ -1,0 +1,243 @@
+/**
+ * The command line: flags and positional arguments in, a validated frozen
+ * `Config` out. Pure: it never reads files, the environment or the clock.
+ *
+ * @example
+ * ```ts
+ * import { parseConfig } from "./config.ts";
+ * const parsed = parseConfig(["0.0.0.0", "44555", "/srv/lab"]);
+ * if (parsed.command === "serve") parsed.config.port; // 44555
+ * ```
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { ConfigError } from "../protocol/errors.ts";
+
+/** Log levels accepted by `--log-level`. */
+export const LOG_LEVELS = ["debug", "info", "warning", "error"] as const;
+
+/** A log level. */
+export type LogLevel = typeof LOG_LEVELS[number];
+
+/** Everything the server needs to start. */
+export interface Config {
+  /** The address to listen on. */
+  hostname: string;
+  /** The UDP port; 0 picks a free one. */
+  port: number;
+  /** The lab directory. */
+  dir: string;
+  /** Directory of `<group>.pem` / `<group>.ssh` public keys. */
+  keysPub: string;
+  /** Directory holding `key_secret_for_hmac.txt`. */
+  keysPriv: string;
+  /** Directory for the JSON Lines log. */
+  logDir: string;
+  /** Directory for the durable group state. */
+  stateDir: string;
+  /** The optional roster file. */
+  roster: string;
+  /** Whether state writes are fsync'd before answers go out. */
+  fsync: boolean;
+  /** Most cached answers kept for retransmissions. */
+  replayCache: number;
+  /** Number of FSM states. */
+  states: number;
+  /** Clock leeway in seconds. */
+  leewaySec: number;
+  /** Largest datagram handled, in bytes. */
+  maxDatagram: number;
+  /** Smallest RSA key accepted, in bits. */
+  minRsaBits: number;
+  /** Error answers per second per source address. */
+  errorRate: number;
+  /** Burst of error answers per source address. */
+  errorBurst: number;
+  /** Console log level. */
+  logLevel: LogLevel;
+  /** Signature verification backend. */
+  verify: "auto" | "openssl" | "webcrypto";
+}
+
+/** What the command line asks for. */
+export type Command =
+  | { command: "help" }
+  | { command: "version" }
+  | { command: "serve"; config: Readonly<Config> };
+
+/** The usage text printed by `--help` and after usage errors. */
+export const USAGE = `Usage: udpjwt [serve] [ADDRESS] [PORT] [DIR] [options]
+
+Answers JWT requests over UDP for the networking lab (protocol "rainbow").
+
+Commands (each has --help):
+  udpjwt [serve] ...     run the server (arguments and options below)
+  udpjwt send HOST PORT --group G --key FILE
+                         reference client: walk a group through the states
+  udpjwt keygen --group G --alg RS256|ES256
+                         make a group's key pair (.key, .pem, .ssh)
+  udpjwt keys [DIR]      check keys_pub/ and the HMAC secret before a lab
+  udpjwt status [DIR]    each group's progress from the durable state
+
+Arguments:
+  ADDRESS                address to listen on (default 127.0.0.1; :: for IPv6)
+  PORT                   UDP port (default 44555; 0 picks a free port)
+  DIR                    lab directory with keys_pub/ and keys_priv/ (default .)
+
+Options:
+  --keys-pub DIR         public keys, one <group>.pem or <group>.ssh each
+                         (default DIR/keys_pub)
+  --keys-priv DIR        holds key_secret_for_hmac.txt (default DIR/keys_priv)
+  --log-dir DIR          JSON Lines log directory (default DIR/logs)
+  --state-dir DIR        durable group state (default DIR/state)
+  --roster FILE          optional roster of members (default DIR/groups.json)
+  --no-fsync             do not fsync state before answering (faster; an
+                         acknowledged step can be lost in a power failure)
+  --replay-cache N       answers kept for retransmissions (default 20000)
+  --states N             number of FSM states, 2-1000 (default 7)
+  --leeway SECONDS       allowed clock difference, 0-3600 (default 30)
+  --max-datagram BYTES   larger datagrams are dropped, 64-65507 (default 8192)
+  --min-rsa-bits BITS    shortest RSA key accepted, 1024-16384 (default 2048)
+  --error-rate N         error answers per second per source IP (default 50)
+  --error-burst N        burst of error answers per source IP (default 100)
+  --log-level LEVEL      debug, info, warning or error (default info)
+  --verify BACKEND       auto, openssl or webcrypto (default auto: OpenSSL's
+                         libcrypto through FFI when it opens, else WebCrypto)
+  -h, --help             show this help
+  -V, --version          show the version
+
+Examples:
+  udpjwt                               127.0.0.1:44555, keys in ./keys_pub
+  udpjwt 0.0.0.0 44555 /srv/lab        the lab server
+  udpjwt :: 44555 /srv/lab --leeway 60 dual-stack, lenient clocks`;
+
+function usageError(message: string): ConfigError {
+  return new ConfigError(message, { exitCode: 2, showUsage: true });
+}
+
+function integer(
+  flag: string,
+  value: string | undefined,
+  fallback: number,
+  [min, max]: [number, number],
+): number {
+  if (value === undefined) return fallback;
+  const n = /^\d+$/.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    throw usageError(
+      `Invalid value for ${flag}: "${value}": expected a whole number from ${min} to ${max}`,
+    );
+  }
+  return n;
+}
+
+function join(dir: string, name: string): string {
+  return dir === "." ? name : `${dir.replace(/[\\/]+$/, "")}/${name}`;
+}
+
+/**
+ * Parses the command line.
+ *
+ * @param args The arguments after the program name.
+ * @returns The command and, for `serve`, a frozen config.
+ * @throws {ConfigError} With exit code 2 on an unknown flag or a bad value.
+ */
+export function parseConfig(args: readonly string[]): Command {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...args],
+      allowPositionals: true,
+      strict: true,
+      options: {
+        "keys-pub": { type: "string" },
+        "keys-priv": { type: "string" },
+        "log-dir": { type: "string" },
+        "state-dir": { type: "string" },
+        "roster": { type: "string" },
+        "no-fsync": { type: "boolean" },
+        "replay-cache": { type: "string" },
+        "states": { type: "string" },
+        "leeway": { type: "string" },
+        "max-datagram": { type: "string" },
+        "min-rsa-bits": { type: "string" },
+        "error-rate": { type: "string" },
+        "error-burst": { type: "string" },
+        "log-level": { type: "string" },
+        "verify": { type: "string" },
+        "help": { type: "boolean", short: "h" },
+        "version": { type: "boolean", short: "V" },
+      },
+    });
+  } catch (e) {
+    // node:util explains the problem; keep its first sentence only.
+    const message = e instanceof Error ? e.message.split(". ")[0] : String(e);
+    throw usageError(message ?? "Invalid arguments");
+  }
+  const { values: v, positionals } = parsed;
+  if (v.help) return { command: "help" };
+  if (v.version) return { command: "version" };
+  const rest = positionals[0] === "serve" ? positionals.slice(1) : positionals;
+  if (rest.length > 3) {
+    throw usageError(
+      `Too many arguments: "${
+        rest.slice(3).join(" ")
+      }": expected ADDRESS PORT DIR`,
+    );
+  }
+  const [hostname = "127.0.0.1", portText, dir = "."] = rest;
+  if (hostname === "" || /\s/.test(hostname)) {
+    throw usageError(`Invalid ADDRESS "${hostname}"`);
+  }
+  const port = integer("PORT", portText, 44555, [0, 65535]);
+  const logLevel = v["log-level"] ?? "info";
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+    throw usageError(
+      `Invalid value for --log-level: "${logLevel}": expected one of ${
+        LOG_LEVELS.join(", ")
+      }`,
+    );
+  }
+  if (dir === "") throw usageError("Invalid DIR: empty path");
+  const verify = v.verify ?? "auto";
+  if (verify !== "auto" && verify !== "openssl" && verify !== "webcrypto") {
+    throw usageError(
+      `Invalid value for --verify: "${verify}": expected auto, openssl or webcrypto`,
+    );
+  }
+  const config: Config = {
+    hostname: hostname.replace(/^\[(.*)\]$/, "$1"),
+    port,
+    dir,
+    keysPub: v["keys-pub"] ?? join(dir, "keys_pub"),
+    keysPriv: v["keys-priv"] ?? join(dir, "keys_priv"),
+    logDir: v["log-dir"] ?? join(dir, "logs"),
+    stateDir: v["state-dir"] ?? join(dir, "state"),
+    roster: v.roster ?? join(dir, "groups.json"),
+    fsync: !v["no-fsync"],
+    replayCache: integer("--replay-cache", v["replay-cache"], 20_000, [
+      100,
+      10_000_000,
+    ]),
+    states: integer("--states", v.states, 7, [2, 1000]),
+    leewaySec: integer("--leeway", v.leeway, 30, [0, 3600]),
+    maxDatagram: integer("--max-datagram", v["max-datagram"], 8192, [
+      64,
+      65507,
+    ]),
+    minRsaBits: integer("--min-rsa-bits", v["min-rsa-bits"], 2048, [
+      1024,
+      16384,
+    ]),
+    errorRate: integer("--error-rate", v["error-rate"], 50, [1, 1_000_000]),
+    errorBurst: integer("--error-burst", v["error-burst"], 100, [
+      1,
+      1_000_000,
+    ]),
+    logLevel: logLevel as LogLevel,
+    verify,
+  };
+  return { command: "serve", config: Object.freeze(config) };
+}

@@ -1,0 +1,380 @@
+/**
+ * The UDP receive/send loop around {@linkcode handlePacket}: one reused
+ * receive buffer, each datagram copied before it is handled, bounded work in
+ * flight, per-source error budgets, and a log record per datagram. Nothing a
+ * datagram contains can stop the loop.
+ *
+ * @module
+ */
+
+import type { Logger } from "@logtape/logtape";
+import { colourOf } from "../protocol/fsm.ts";
+import {
+  handlePacket,
+  type HandlerContext,
+  type PacketResult,
+} from "../protocol/handler.ts";
+import { ErrorBudget } from "./rate_limit.ts";
+
+/** Options of {@linkcode UdpServer}. */
+export interface ServerOptions {
+  /**
+   * Larger datagrams are dropped.
+   * @default {8192}
+   */
+  maxDatagram?: number;
+  /**
+   * Error answers per second per source address.
+   * @default {50}
+   */
+  errorRate?: number;
+  /**
+   * Burst of error answers per source address.
+   * @default {100}
+   */
+  errorBurst?: number;
+  /**
+   * Datagrams handled concurrently before the loop waits.
+   * @default {512}
+   */
+  maxInFlight?: number;
+  /**
+   * How often the counts of the last interval are logged, in milliseconds.
+   * @default {60000}
+   */
+  summaryMs?: number;
+}
+
+/** The largest UDP payload; the receive buffer holds any datagram whole. */
+const RECEIVE_BUFFER = 65536;
+
+/** Serves the protocol on one datagram socket. */
+export class UdpServer {
+  #conn: Deno.DatagramConn;
+  #ctx: HandlerContext;
+  #log: Logger;
+  #datagramLog: Logger;
+  #maxDatagram: number;
+  #maxInFlight: number;
+  #budget: ErrorBudget;
+  #inFlight = new Set<Promise<void>>();
+  #closed = false;
+  #loop: Promise<void> | undefined;
+  #summaryMs: number;
+  #summaryTimer: ReturnType<typeof setInterval> | undefined;
+  #reported = new Map<string, number>();
+  #limited = new Map<string, { count: number; bytes: number }>();
+  #limitedTimer: ReturnType<typeof setInterval> | undefined;
+  /** Datagrams by outcome (`ok`, error codes, `no_action`, `dropped:*`). */
+  readonly counts: Map<string, number> = new Map();
+
+  /**
+   * @param conn A bound datagram socket; the server owns it from now on.
+   * @param ctx The handler context.
+   * @param loggers Event and per-datagram loggers.
+   * @param options Limits.
+   */
+  constructor(
+    conn: Deno.DatagramConn,
+    ctx: HandlerContext,
+    loggers: { events: Logger; datagrams: Logger },
+    options?: ServerOptions,
+  ) {
+    const {
+      maxDatagram = 8192,
+      errorRate = 50,
+      errorBurst = 100,
+      maxInFlight = 512,
+      summaryMs = 60_000,
+    } = options ?? {};
+    this.#summaryMs = summaryMs;
+    this.#conn = conn;
+    this.#ctx = ctx;
+    this.#log = loggers.events;
+    this.#datagramLog = loggers.datagrams;
+    this.#maxDatagram = maxDatagram;
+    this.#maxInFlight = maxInFlight;
+    this.#budget = new ErrorBudget({ rate: errorRate, burst: errorBurst });
+  }
+
+  /** The bound address. */
+  get addr(): Deno.NetAddr {
+    return this.#conn.addr as Deno.NetAddr;
+  }
+
+  /** The handler context (keys can be swapped in place). */
+  get context(): HandlerContext {
+    return this.#ctx;
+  }
+
+  /** Starts the receive loop; resolves when the server is closed. */
+  run(): Promise<void> {
+    if (!this.#loop) {
+      this.#summaryTimer = setInterval(
+        () => this.#summary(),
+        this.#summaryMs,
+      );
+      Deno.unrefTimer(this.#summaryTimer as unknown as number);
+      this.#limitedTimer = setInterval(() => this.#flushLimited(), 1000);
+      Deno.unrefTimer(this.#limitedTimer as unknown as number);
+      this.#loop = this.#receiveLoop();
+    }
+    return this.#loop;
+  }
+
+  /** Logs what happened since the last summary, if anything did. */
+  #summary(): void {
+    const delta: Record<string, number> = {};
+    let total = 0;
+    for (const [outcome, n] of this.counts) {
+      const d = n - (this.#reported.get(outcome) ?? 0);
+      if (d > 0) delta[outcome] = d;
+      total += d;
+    }
+    if (total === 0) return;
+    this.#reported = new Map(this.counts);
+    this.#log.info("Last {seconds} s: {total} datagrams: {counts}", {
+      seconds: this.#summaryMs / 1000,
+      total,
+      counts: delta,
+      rss: Deno.memoryUsage().rss,
+    });
+  }
+
+  /**
+   * Stops receiving, waits for datagrams in flight (at most `graceMs`), and
+   * closes the socket.
+   *
+   * @param graceMs How long to wait for in-flight work.
+   */
+  async close(graceMs = 1500): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#summaryTimer);
+    clearInterval(this.#limitedTimer);
+    const drained = Promise.allSettled([...this.#inFlight]);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise((r) => timer = setTimeout(r, graceMs));
+    await Promise.race([drained, timeout]);
+    clearTimeout(timer);
+    try {
+      this.#conn.close();
+    } catch {
+      // Already closed.
+    }
+    await this.#loop;
+    this.#flushLimited();
+  }
+
+  /** One record per source for the rate-limited drops summed since the last. */
+  #flushLimited(): void {
+    for (const [peer, t] of this.#limited) {
+      this.#datagramLog.info("{outcome} x{count} from {peer}", {
+        peer,
+        port: null,
+        bytes: t.bytes,
+        group: null,
+        outcome: "dropped:rate_limit",
+        count: t.count,
+        seq_state_number: null,
+        next_number: null,
+        registration: null,
+        us: null,
+      });
+    }
+    this.#limited.clear();
+  }
+
+  #count(outcome: string): void {
+    this.counts.set(outcome, (this.counts.get(outcome) ?? 0) + 1);
+  }
+
+  async #receiveLoop(): Promise<void> {
+    const buffer = new Uint8Array(RECEIVE_BUFFER);
+    while (!this.#closed) {
+      let data: Uint8Array;
+      let peer: Deno.NetAddr;
+      try {
+        const [d, a] = await this.#conn.receive(buffer);
+        data = d;
+        peer = a as Deno.NetAddr;
+      } catch (e) {
+        if (this.#closed || e instanceof Deno.errors.BadResource) break;
+        // ICMP errors from earlier sends surface here on some systems.
+        this.#log.debug("Receive failed: {error}", { error: String(e) });
+        continue;
+      }
+      const started = performance.now();
+      if (data.length > this.#maxDatagram) {
+        this.#record(peer, data.length, started, {
+          reply: null,
+          outcome: "dropped:oversize",
+          detail: `${data.length} bytes > --max-datagram ${this.#maxDatagram}`,
+        });
+        continue;
+      }
+      let work: Promise<void> | undefined;
+      try {
+        work = this.#handle(data.slice(), peer, started);
+      } catch (e) {
+        this.#failed(e, peer); // logging itself failed: keep serving
+      }
+      if (work) {
+        this.#inFlight.add(work);
+        work.finally(() => this.#inFlight.delete(work));
+        if (this.#inFlight.size >= this.#maxInFlight) {
+          await Promise.race(this.#inFlight);
+        }
+      }
+    }
+  }
+
+  /**
+   * Handles one datagram. Junk refused by a cheap check is answered (or
+   * dropped) synchronously; otherwise the work in flight is returned.
+   */
+  #handle(
+    bytes: Uint8Array,
+    peer: Deno.NetAddr,
+    started: number,
+  ): Promise<void> | undefined {
+    let result: PacketResult | Promise<PacketResult>;
+    try {
+      const source = peer.hostname;
+      result = handlePacket(bytes, this.#ctx, {
+        answerErrors: this.#budget.available(source, Date.now()),
+        takeErrorToken: () => this.#budget.take(source, Date.now()),
+      });
+    } catch (e) {
+      result = this.#failed(e, peer);
+    }
+    if (!(result instanceof Promise)) {
+      return this.#answer(peer, bytes.length, started, result);
+    }
+    return result
+      .catch((e) => this.#failed(e, peer))
+      .then((r) => this.#answer(peer, bytes.length, started, r))
+      .catch((e) => void this.#failed(e, peer));
+  }
+
+  /** A bug, not the client's fault: count it, log it, keep serving. */
+  #failed(e: unknown, peer: Deno.NetAddr): PacketResult {
+    this.#log.error("Handler failed on a datagram from {peer}: {error}", {
+      peer: `${peer.hostname}:${peer.port}`,
+      error: e instanceof Error ? e.stack ?? e.message : String(e),
+    });
+    return { reply: null, outcome: "dropped:internal_error" };
+  }
+
+  /** Sends the answer, if any, then logs the datagram. */
+  #answer(
+    peer: Deno.NetAddr,
+    size: number,
+    started: number,
+    result: PacketResult,
+  ): Promise<void> | undefined {
+    if (!result.reply) {
+      this.#record(peer, size, started, result);
+      return;
+    }
+    const sent = this.#conn.send(result.reply, peer).then(
+      () => this.#record(peer, size, started, result),
+      (e) =>
+        this.#record(peer, size, started, {
+          ...result,
+          outcome: "dropped:send_failed",
+          detail: String(e),
+        }),
+    );
+    return sent.catch((e) => void this.#failed(e, peer));
+  }
+
+  #record(
+    peer: Deno.NetAddr,
+    size: number,
+    started: number,
+    r: PacketResult,
+  ): void {
+    this.#count(r.outcome);
+    if (r.outcome === "dropped:rate_limit") {
+      // A flooding source would otherwise cost a log record per datagram:
+      // its rate-limited drops are summed and logged once a second.
+      const t = this.#limited.get(peer.hostname) ?? { count: 0, bytes: 0 };
+      t.count++;
+      t.bytes += size;
+      this.#limited.set(peer.hostname, t);
+      return;
+    }
+    const c = r.claims;
+    this.#datagramLog.info("{outcome} from {peer}:{port}", {
+      peer: peer.hostname,
+      port: peer.port,
+      bytes: size,
+      group: r.group ?? null,
+      outcome: r.outcome,
+      ...(r.error && r.error !== r.outcome ? { error: r.error } : {}),
+      ...(r.detail ? { detail: r.detail } : {}),
+      seq_state_number: c?.seqStateNumber ?? null,
+      next_number: r.nextNumber ?? null,
+      registration: c?.registration ?? null,
+      us: Math.round((performance.now() - started) * 1000),
+    });
+    this.#logEvent(peer, r);
+  }
+
+  #logEvent(peer: Deno.NetAddr, r: PacketResult): void {
+    const c = r.claims;
+    const from = `${peer.hostname}:${peer.port}`;
+    if (r.outcome === "ok" && c) {
+      if (c.colourMismatch) {
+        this.#log.warn(
+          "{group} sent seq_state {colour} with seq_state_number {sn} ({expected}); accepted",
+          {
+            group: r.group,
+            colour: c.seqState,
+            sn: c.seqStateNumber,
+            expected: colourOf(c.seqStateNumber),
+          },
+        );
+      }
+      // Debug: at thousands of requests a second a console line each would
+      // cost more than the request; the periodic summary covers them.
+      this.#log.debug(
+        "{group} event {sn} {colour}: state {from_state} -> {to_state}, next_number {next}, registration {registration} from {peer}",
+        {
+          group: r.group,
+          sn: c.seqStateNumber,
+          colour: c.seqState,
+          from_state: r.previousState,
+          to_state: r.state,
+          next: r.nextNumber,
+          registration: c.registration,
+          peer: from,
+        },
+      );
+      if (r.unlisted) {
+        this.#log.warn(
+          "{group}: registration {registration} is not on the roster; accepted and flagged",
+          { group: r.group, registration: c.registration },
+        );
+      }
+      if (r.completedWalk) {
+        this.#log.info("{group} completed a walk", { group: r.group });
+      }
+    } else if (r.outcome === "no_action") {
+      this.#log.warn("{group}: {detail}; no answer (NO ACTION) to {peer}", {
+        group: r.group,
+        detail: r.detail,
+        peer: from,
+      });
+    } else if (r.claims === undefined && r.group !== undefined) {
+      // An error after the signature verified: a real client's mistake.
+      this.#log.info("{group}: {error} {detail} to {peer}", {
+        group: r.group,
+        error: r.error ?? r.outcome,
+        detail: r.detail,
+        peer: from,
+      });
+    }
+  }
+}

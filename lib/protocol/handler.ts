@@ -1,0 +1,398 @@
+/**
+ * One datagram in, zero or one answer out: the protocol without sockets.
+ *
+ * The cheap checks (shape, header, group, algorithm fit) run synchronously in
+ * arrival order; the signature is verified concurrently; the state machine
+ * then runs for each group in arrival order, so a client sending events back
+ * to back is answered in order. A retransmitted token gets the cached answer
+ * byte for byte, and an answer that acknowledges a transition is released
+ * only once the store says the transition is durable.
+ *
+ * @module
+ */
+
+import { type ErrorCode, ProtocolError, protocolError } from "./errors.ts";
+import { advance } from "./fsm.ts";
+import type { GroupKey } from "../keys/key_ring.ts";
+import type { ReplayCache, ReplayEntry } from "../state/replay.ts";
+import type { Roster } from "../state/roster.ts";
+import type { StateStore } from "../state/store.ts";
+import {
+  AUDIENCE,
+  checkAlg,
+  checkClaims,
+  keyFor,
+  type ParsedToken,
+  parseToken,
+  readGroup,
+  type RequestClaims,
+  responseSize,
+  sha256Hex,
+  signResponse,
+  trimToken,
+  verifySignature,
+} from "./token.ts";
+
+/** What the handler needs from the server around it. */
+export interface HandlerContext {
+  /** Loaded keys by upper-case group name (replaced on reload). */
+  keys: ReadonlyMap<string, GroupKey>;
+  /** The HMAC secret for answers, raw bytes. */
+  secret: Uint8Array;
+  /** Group state. */
+  store: StateStore;
+  /** Answers to recent tokens, and the `jti`s seen. */
+  replay: ReplayCache;
+  /** The clock. */
+  now: () => Date;
+  /** Fresh random `jti`s for answers (32 hex digits). */
+  randomId: () => string;
+  /** Clock leeway in seconds. */
+  leewaySec: number;
+  /** The number of FSM states. */
+  states: number;
+  /** Members by group, when a roster is configured. */
+  roster?: Roster;
+  /** Per-group ordering of FSM steps; one map per server. */
+  lanes: Map<string, Promise<unknown>>;
+}
+
+/** Outcome of one datagram, for the answer and the log. */
+export interface PacketResult {
+  /** The answer to send, or null for none. */
+  reply: Uint8Array | null;
+  /**
+   * `ok`, `replayed` (a retransmission answered from the cache), an error
+   * code, `no_action`, or `dropped:<reason>`.
+   */
+  outcome: "ok" | "replayed" | "no_action" | ErrorCode | `dropped:${string}`;
+  /** The error code, also when the answer to it was dropped. */
+  error?: ErrorCode;
+  /** The error message or the reason for no answer. */
+  detail?: string;
+  /** The upper-case group, once known. */
+  group?: string;
+  /** The verified claims, when the signature verified. */
+  claims?: RequestClaims;
+  /** The state before the event. */
+  previousState?: number;
+  /** The state after the event. */
+  state?: number;
+  /** The `next_number` answered. */
+  nextNumber?: number;
+  /** Whether this event completed a walk. */
+  completedWalk?: boolean;
+  /** Whether a roster exists and does not list the registration. */
+  unlisted?: boolean;
+}
+
+/** Options of {@linkcode handlePacket}. */
+export interface HandleOptions {
+  /**
+   * Whether the source may still get error answers. When false, requests
+   * that fail a cheap check are dropped before any signature work.
+   * @default {true}
+   */
+  answerErrors?: boolean;
+  /**
+   * Spends one error answer of the source's budget; false drops the answer.
+   * @default {() => true}
+   */
+  takeErrorToken?: () => boolean;
+}
+
+/** Makes a random 32-hex-digit identifier. */
+export function randomHex32(): string {
+  return crypto.getRandomValues(new Uint8Array(16)).toHex();
+}
+
+/**
+ * The ISO 8601 time with a numeric UTC offset, as `otp_timestamp` wants it.
+ *
+ * @param now The time.
+ * @returns e.g. `2026-11-23T13:38:21.123+00:00`.
+ */
+export function otpTimestamp(now: Date): string {
+  return now.toISOString().replace(/Z$/, "+00:00");
+}
+
+function baseClaims(ctx: HandlerContext, sub: string): Record<string, unknown> {
+  const now = ctx.now();
+  const iat = Math.floor(now.getTime() / 1000);
+  return {
+    iss: AUDIENCE,
+    sub,
+    jti: ctx.randomId(),
+    iat,
+    exp: iat + 30,
+    otp_timestamp: otpTimestamp(now),
+  };
+}
+
+/** Printable ASCII plus the whitespace that may surround a token. */
+function isAsciiText(bytes: Uint8Array): boolean {
+  for (const b of bytes) {
+    if (b > 0x7e || (b < 0x20 && (b < 0x09 || b > 0x0d))) return false;
+  }
+  return true;
+}
+
+/** The payload bytes of a token that failed early, if they are a JSON object. */
+function payloadIfObject(text: string): Uint8Array | undefined {
+  const middle = text.split(".")[1];
+  if (middle === undefined || !/^[A-Za-z0-9_-]*$/.test(middle)) return;
+  try {
+    const bytes = Uint8Array.fromBase64(middle, { alphabet: "base64url" });
+    const value = JSON.parse(
+      new TextDecoder("utf-8", { fatal: true }).decode(bytes),
+    );
+    if (typeof value === "object" && value !== null && !Array.isArray(value)) {
+      return bytes;
+    }
+  } catch {
+    // Not a JSON object: the answer carries no id_request.
+  }
+}
+
+/** Runs `step` after every earlier step of the same group. */
+function inLane<T>(
+  ctx: HandlerContext,
+  group: string,
+  step: () => Promise<T>,
+): Promise<T> {
+  const previous = ctx.lanes.get(group) ?? Promise.resolve();
+  const run = previous.then(step, step);
+  const tail = run.catch(() => {});
+  ctx.lanes.set(group, tail);
+  tail.then(() => {
+    if (ctx.lanes.get(group) === tail) ctx.lanes.delete(group);
+  });
+  return run;
+}
+
+/**
+ * A lower bound of any error answer's size: the header, the MAC, and the
+ * base64url of the shortest claims (`iss`, `sub`, `jti`, `iat`, `exp`,
+ * `otp_timestamp`, `response`, `error`) come to more than this.
+ */
+const MIN_ERROR_ANSWER = 360;
+
+/** The datagram as the error path needs it. */
+interface Request {
+  size: number;
+  text: string;
+  payload?: Uint8Array;
+}
+
+function errorResult(
+  err: ProtocolError,
+  ctx: HandlerContext,
+  request: Request,
+  verified: { sub: string; group: string } | undefined,
+  options: HandleOptions,
+): PacketResult {
+  const base = {
+    outcome: err.code,
+    error: err.code,
+    detail: err.message,
+    ...(verified ? { group: verified.group } : {}),
+  } as const;
+  if (options.answerErrors === false) {
+    return { ...base, reply: null, outcome: "dropped:rate_limit" };
+  }
+  // Anti-amplification: an unverified source never gets more than 3x its
+  // bytes. The size is known before signing, so junk costs no HMAC; it still
+  // spends the source's error budget, so a flood of it soon costs even less.
+  const amplification = () => {
+    options.takeErrorToken?.();
+    return { ...base, reply: null, outcome: "dropped:amplification" } as const;
+  };
+  if (!verified && 3 * request.size < MIN_ERROR_ANSWER) return amplification();
+  const claims = baseClaims(ctx, verified?.sub.slice(0, 64) ?? "NO_SUB_CLAIM");
+  const payload = request.payload ?? payloadIfObject(request.text);
+  if (payload) claims.id_request = sha256Hex(payload);
+  claims.response = `ERROR: ${err.message.slice(0, 300)}`;
+  claims.error = err.code;
+  const json = JSON.stringify(claims);
+  if (!verified && responseSize(json) > 3 * request.size) {
+    return amplification();
+  }
+  if (options.takeErrorToken && !options.takeErrorToken()) {
+    return { ...base, reply: null, outcome: "dropped:rate_limit" };
+  }
+  return { ...base, reply: signResponse(json, ctx.secret) };
+}
+
+/** What the ordered part of the handling decided. */
+type LaneOutcome =
+  | { error: ProtocolError; verified?: { sub: string; group: string } }
+  | { result: PacketResult; ready?: Promise<void> };
+
+function replayed(entry: ReplayEntry): LaneOutcome {
+  const result: PacketResult = {
+    reply: entry.reply,
+    outcome: "replayed",
+    group: entry.group,
+  };
+  return entry.ready ? { result, ready: entry.ready } : { result };
+}
+
+/**
+ * Checks the verified request's claims and runs the state machine. After the
+ * signature it is synchronous, so no other event of the group interleaves.
+ */
+async function step(
+  ctx: HandlerContext,
+  parsed: ParsedToken,
+  key: GroupKey,
+  signature: Promise<void>,
+): Promise<LaneOutcome> {
+  try {
+    await signature;
+  } catch (e) {
+    if (e instanceof ProtocolError) return { error: e };
+    throw e;
+  }
+  const now = ctx.now();
+  const nowSec = now.getTime() / 1000;
+  // An identical token answered while this copy was being verified.
+  const hit = ctx.replay.lookup(parsed.text, nowSec);
+  if (hit) return replayed(hit);
+  const group = key.group;
+  const verified = { sub: String(parsed.payload.sub), group };
+  const members = ctx.roster?.get(group);
+  let claims: RequestClaims;
+  try {
+    claims = checkClaims(parsed.payload, {
+      now,
+      leewaySec: ctx.leewaySec,
+      ...(members ? { members: members.size } : {}),
+    });
+    if (ctx.replay.hasJti(group, claims.jti, nowSec)) {
+      throw protocolError(
+        "JTI_REUSED",
+        `jti "${claims.jti}" was already used by group ${group}: use a fresh jti for each new request`,
+      );
+    }
+  } catch (e) {
+    if (e instanceof ProtocolError) return { error: e, verified };
+    throw e;
+  }
+  const entry: ReplayEntry = {
+    token: parsed.text,
+    group,
+    jti: claims.jti,
+    reply: null,
+    expiresAt: claims.exp + ctx.leewaySec,
+  };
+  const previousState = ctx.store.state(group);
+  const sn = claims.seqStateNumber;
+  const t = advance(previousState, sn, { states: ctx.states });
+  const base = { group, claims, previousState };
+  if (!t) {
+    ctx.replay.add(entry, nowSec);
+    const detail = `seq_state_number ${sn} is outside 0..${ctx.states - 1}`;
+    return {
+      result: { ...base, reply: null, outcome: "no_action", detail },
+    };
+  }
+  const answer = baseClaims(ctx, claims.sub);
+  answer.id_request = sha256Hex(parsed.payloadBytes);
+  answer.next_number = t.nextNumber;
+  const reply = entry.reply = signResponse(answer, ctx.secret);
+  const completedWalk = sn === ctx.states - 1 &&
+    previousState === ctx.states - 2;
+  const unlisted = members ? !members.has(claims.registration) : false;
+  const ready = ctx.store.record(group, {
+    state: t.state,
+    registration: claims.registration,
+    completedWalk,
+    at: now,
+    ...(unlisted ? { unlisted } : {}),
+    replay: entry,
+  });
+  ready.catch(() => {}); // awaited below and by retransmissions
+  entry.ready = ready;
+  // Once durable, retransmissions need not wait: drop the settled promise.
+  ready.then(() => delete entry.ready, () => {});
+  ctx.replay.add(entry, nowSec);
+  const result: PacketResult = {
+    ...base,
+    reply,
+    outcome: "ok",
+    state: t.state,
+    nextNumber: t.nextNumber,
+    completedWalk,
+    unlisted,
+  };
+  return { result, ready };
+}
+
+/** The answer of a decided request, released once its transition is durable. */
+function finish(
+  outcome: LaneOutcome,
+  ctx: HandlerContext,
+  request: Request,
+  options: HandleOptions,
+): PacketResult | Promise<PacketResult> {
+  if ("error" in outcome) {
+    return errorResult(outcome.error, ctx, request, outcome.verified, options);
+  }
+  // The answer acknowledges a transition: release it only once durable.
+  const { result, ready } = outcome;
+  return ready ? ready.then(() => result) : result;
+}
+
+/**
+ * Handles one datagram. A datagram refused by a cheap check (and a
+ * retransmission whose answer is already durable) is decided synchronously,
+ * so junk costs no promise; the others return a promise.
+ *
+ * @param bytes The datagram (owned by the handler: copy receive buffers).
+ * @param ctx Keys, secret, store, cache, clock and limits.
+ * @param options The source's error budget.
+ * @returns The answer (or null) and what happened, or a promise of them.
+ */
+export function handlePacket(
+  bytes: Uint8Array,
+  ctx: HandlerContext,
+  options?: HandleOptions,
+): PacketResult | Promise<PacketResult> {
+  const opts = options ?? {};
+  const ascii = isAsciiText(bytes);
+  const request: Request = {
+    size: bytes.length,
+    text: ascii ? trimToken(new TextDecoder().decode(bytes)) : "",
+  };
+  const nowSec = ctx.now().getTime() / 1000;
+  const hit = ascii ? ctx.replay.lookup(request.text, nowSec) : undefined;
+  if (hit) return finish(replayed(hit), ctx, request, opts);
+  let parsed: ParsedToken;
+  let key: GroupKey;
+  try {
+    if (!ascii) {
+      throw protocolError("MALFORMED_TOKEN", "the datagram is not ASCII text");
+    }
+    parsed = parseToken(request.text);
+    request.payload = parsed.payloadBytes;
+    const alg = checkAlg(parsed.header);
+    key = keyFor(readGroup(parsed.payload), alg, ctx.keys);
+    if (opts.answerErrors === false) {
+      // Over budget: a request that would fail its claims is shed here,
+      // without signature work.
+      checkClaims(parsed.payload, {
+        now: ctx.now(),
+        leewaySec: ctx.leewaySec,
+      });
+    }
+  } catch (e) {
+    if (e instanceof ProtocolError) {
+      return errorResult(e, ctx, request, undefined, opts);
+    }
+    throw e;
+  }
+  const signature = verifySignature(parsed, key);
+  signature.catch(() => {}); // awaited in the lane; avoids an unhandled rejection
+  return inLane(ctx, key.group, () => step(ctx, parsed, key, signature))
+    .then((outcome) => finish(outcome, ctx, request, opts));
+}
