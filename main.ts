@@ -11,7 +11,7 @@
 import { getLogger } from "@logtape/logtape";
 import denoJson from "./deno.json" with { type: "json" };
 import { type Config, parseConfig, USAGE } from "./lib/cli/config.ts";
-import { ConfigError, fileProblem, type Io } from "./lib/protocol/errors.ts";
+import { ConfigError, fileProblem, type Io } from "./lib/cli/errors.ts";
 import { randomHex32 } from "./lib/protocol/handler.ts";
 import { type KeyRing, loadKeys, mergeReload } from "./lib/keys/key_ring.ts";
 import {

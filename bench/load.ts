@@ -81,6 +81,7 @@
 
 import { parseArgs } from "node:util";
 import { colourOf } from "../lib/protocol/fsm.ts";
+import { AUDIENCE } from "../lib/protocol/token.ts";
 import type { FloodDone, FloodStart } from "./_flood_worker.ts";
 import { type Alg, b64url, KEY_PARAMS, pem, SIGN_PARAMS } from "./_keys.ts";
 
@@ -476,7 +477,7 @@ function requestClaims(
 ): Record<string, unknown> {
   return {
     sub: group,
-    aud: "udp.socket.server.for.jwt",
+    aud: AUDIENCE,
     iat: nowSec,
     exp: nowSec + expSec,
     jti: crypto.getRandomValues(new Uint8Array(16)).toHex(),

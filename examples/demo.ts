@@ -12,7 +12,7 @@
  */
 
 import { runSend } from "../lib/client/client.ts";
-import type { Io } from "../lib/protocol/errors.ts";
+import type { Io } from "../lib/cli/errors.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 

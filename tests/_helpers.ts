@@ -6,6 +6,7 @@
  */
 
 import { SignJWT } from "jose";
+import { fileURLToPath } from "node:url";
 import { COLOURS } from "../lib/protocol/fsm.ts";
 import type { HandlerContext } from "../lib/protocol/handler.ts";
 import { loadKeys } from "../lib/keys/key_ring.ts";
@@ -14,8 +15,41 @@ import { MemoryStore } from "../lib/state/store.ts";
 import type { VerifyBackend } from "../lib/keys/verify.ts";
 
 /** The interoperability vectors copied from shared/vectors. */
-export const VECTORS = new URL("./testdata/vectors/", import.meta.url)
-  .pathname;
+export const VECTORS = fileURLToPath(
+  new URL("./testdata/vectors/", import.meta.url),
+);
+
+/**
+ * The audience of every request and issuer of every answer, as the protocol
+ * spells it: written here once so tests check the server against the
+ * protocol, not against the server's own constant.
+ */
+export const AUDIENCE = "udp.socket.server.for.jwt";
+
+/**
+ * SHA-256 in lower-case hex through WebCrypto: an oracle independent of the
+ * server's `node:crypto` one, for checking `id_request`.
+ *
+ * @param bytes The bytes to hash.
+ * @returns 64 hex digits.
+ */
+export async function sha256Hex(
+  bytes: Uint8Array<ArrayBuffer>,
+): Promise<string> {
+  return new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)).toHex();
+}
+
+/**
+ * The payload bytes of a compact JWS, as signed.
+ *
+ * @param jws A compact JWS (surrounding whitespace allowed).
+ * @returns The decoded second segment.
+ */
+export function payloadBytes(jws: string): Uint8Array<ArrayBuffer> {
+  return Uint8Array.fromBase64(jws.trim().split(".")[1]!, {
+    alphabet: "base64url",
+  });
+}
 
 /** Reads a private key of the vectors for a test client. */
 export async function privateKey(group: string): Promise<CryptoKey> {
@@ -61,7 +95,7 @@ export function requestClaims(
 ): Record<string, unknown> {
   return {
     sub: group,
-    aud: "udp.socket.server.for.jwt",
+    aud: AUDIENCE,
     iat: nowSec,
     exp: nowSec + 60,
     jti: crypto.getRandomValues(new Uint8Array(16)).toHex(),

@@ -7,7 +7,7 @@
  */
 
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
-import { ConfigError } from "../protocol/errors.ts";
+import { ConfigError } from "./errors.ts";
 
 /**
  * A usage error (exit code 2) followed by a subcommand's usage text.

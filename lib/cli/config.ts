@@ -12,8 +12,7 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
-import { ConfigError } from "../protocol/errors.ts";
+import { joinPath, parseFlags, usageError, wholeNumber } from "./_flags.ts";
 
 /** Log levels accepted by `--log-level`. */
 export const LOG_LEVELS = ["debug", "info", "warning", "error"] as const;
@@ -113,30 +112,6 @@ Examples:
   udpjwt 0.0.0.0 44555 /srv/lab        the lab server
   udpjwt :: 44555 /srv/lab --leeway 60 dual-stack, lenient clocks`;
 
-function usageError(message: string): ConfigError {
-  return new ConfigError(message, { exitCode: 2, showUsage: true });
-}
-
-function integer(
-  flag: string,
-  value: string | undefined,
-  fallback: number,
-  [min, max]: [number, number],
-): number {
-  if (value === undefined) return fallback;
-  const n = /^\d+$/.test(value) ? Number(value) : NaN;
-  if (!Number.isSafeInteger(n) || n < min || n > max) {
-    throw usageError(
-      `Invalid value for ${flag}: "${value}": expected a whole number from ${min} to ${max}`,
-    );
-  }
-  return n;
-}
-
-function join(dir: string, name: string): string {
-  return dir === "." ? name : `${dir.replace(/[\\/]+$/, "")}/${name}`;
-}
-
 /**
  * Parses the command line.
  *
@@ -145,38 +120,29 @@ function join(dir: string, name: string): string {
  * @throws {ConfigError} With exit code 2 on an unknown flag or a bad value.
  */
 export function parseConfig(args: readonly string[]): Command {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: [...args],
-      allowPositionals: true,
-      strict: true,
-      options: {
-        "keys-pub": { type: "string" },
-        "keys-priv": { type: "string" },
-        "log-dir": { type: "string" },
-        "state-dir": { type: "string" },
-        "roster": { type: "string" },
-        "no-fsync": { type: "boolean" },
-        "replay-cache": { type: "string" },
-        "states": { type: "string" },
-        "leeway": { type: "string" },
-        "max-datagram": { type: "string" },
-        "min-rsa-bits": { type: "string" },
-        "error-rate": { type: "string" },
-        "error-burst": { type: "string" },
-        "log-level": { type: "string" },
-        "verify": { type: "string" },
-        "help": { type: "boolean", short: "h" },
-        "version": { type: "boolean", short: "V" },
-      },
-    });
-  } catch (e) {
-    // node:util explains the problem; keep its first sentence only.
-    const message = e instanceof Error ? e.message.split(". ")[0] : String(e);
-    throw usageError(message ?? "Invalid arguments");
-  }
-  const { values: v, positionals } = parsed;
+  const { values: v, positionals } = parseFlags(
+    args,
+    {
+      "keys-pub": { type: "string" },
+      "keys-priv": { type: "string" },
+      "log-dir": { type: "string" },
+      "state-dir": { type: "string" },
+      "roster": { type: "string" },
+      "no-fsync": { type: "boolean" },
+      "replay-cache": { type: "string" },
+      "states": { type: "string" },
+      "leeway": { type: "string" },
+      "max-datagram": { type: "string" },
+      "min-rsa-bits": { type: "string" },
+      "error-rate": { type: "string" },
+      "error-burst": { type: "string" },
+      "log-level": { type: "string" },
+      "verify": { type: "string" },
+      "help": { type: "boolean", short: "h" },
+      "version": { type: "boolean", short: "V" },
+    },
+    USAGE,
+  );
   if (v.help) return { command: "help" };
   if (v.version) return { command: "version" };
   const rest = positionals[0] === "serve" ? positionals.slice(1) : positionals;
@@ -185,57 +151,80 @@ export function parseConfig(args: readonly string[]): Command {
       `Too many arguments: "${
         rest.slice(3).join(" ")
       }": expected ADDRESS PORT DIR`,
+      USAGE,
     );
   }
   const [hostname = "127.0.0.1", portText, dir = "."] = rest;
   if (hostname === "" || /\s/.test(hostname)) {
-    throw usageError(`Invalid ADDRESS "${hostname}"`);
+    throw usageError(`Invalid ADDRESS "${hostname}"`, USAGE);
   }
-  const port = integer("PORT", portText, 44555, [0, 65535]);
+  const port = wholeNumber("PORT", portText, 44555, {
+    min: 0,
+    max: 65535,
+    usage: USAGE,
+  });
   const logLevel = v["log-level"] ?? "info";
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
     throw usageError(
       `Invalid value for --log-level: "${logLevel}": expected one of ${
         LOG_LEVELS.join(", ")
       }`,
+      USAGE,
     );
   }
-  if (dir === "") throw usageError("Invalid DIR: empty path");
+  if (dir === "") throw usageError("Invalid DIR: empty path", USAGE);
   const verify = v.verify ?? "auto";
   if (verify !== "auto" && verify !== "openssl" && verify !== "webcrypto") {
     throw usageError(
       `Invalid value for --verify: "${verify}": expected auto, openssl or webcrypto`,
+      USAGE,
     );
   }
   const config: Config = {
     hostname: hostname.replace(/^\[(.*)\]$/, "$1"),
     port,
     dir,
-    keysPub: v["keys-pub"] ?? join(dir, "keys_pub"),
-    keysPriv: v["keys-priv"] ?? join(dir, "keys_priv"),
-    logDir: v["log-dir"] ?? join(dir, "logs"),
-    stateDir: v["state-dir"] ?? join(dir, "state"),
-    roster: v.roster ?? join(dir, "groups.json"),
+    keysPub: v["keys-pub"] ?? joinPath(dir, "keys_pub"),
+    keysPriv: v["keys-priv"] ?? joinPath(dir, "keys_priv"),
+    logDir: v["log-dir"] ?? joinPath(dir, "logs"),
+    stateDir: v["state-dir"] ?? joinPath(dir, "state"),
+    roster: v.roster ?? joinPath(dir, "groups.json"),
     fsync: !v["no-fsync"],
-    replayCache: integer("--replay-cache", v["replay-cache"], 20_000, [
-      100,
-      10_000_000,
-    ]),
-    states: integer("--states", v.states, 7, [2, 1000]),
-    leewaySec: integer("--leeway", v.leeway, 30, [0, 3600]),
-    maxDatagram: integer("--max-datagram", v["max-datagram"], 8192, [
-      64,
-      65507,
-    ]),
-    minRsaBits: integer("--min-rsa-bits", v["min-rsa-bits"], 2048, [
-      1024,
-      16384,
-    ]),
-    errorRate: integer("--error-rate", v["error-rate"], 50, [1, 1_000_000]),
-    errorBurst: integer("--error-burst", v["error-burst"], 100, [
-      1,
-      1_000_000,
-    ]),
+    replayCache: wholeNumber("--replay-cache", v["replay-cache"], 20_000, {
+      min: 100,
+      max: 10_000_000,
+      usage: USAGE,
+    }),
+    states: wholeNumber("--states", v.states, 7, {
+      min: 2,
+      max: 1000,
+      usage: USAGE,
+    }),
+    leewaySec: wholeNumber("--leeway", v.leeway, 30, {
+      min: 0,
+      max: 3600,
+      usage: USAGE,
+    }),
+    maxDatagram: wholeNumber("--max-datagram", v["max-datagram"], 8192, {
+      min: 64,
+      max: 65507,
+      usage: USAGE,
+    }),
+    minRsaBits: wholeNumber("--min-rsa-bits", v["min-rsa-bits"], 2048, {
+      min: 1024,
+      max: 16384,
+      usage: USAGE,
+    }),
+    errorRate: wholeNumber("--error-rate", v["error-rate"], 50, {
+      min: 1,
+      max: 1_000_000,
+      usage: USAGE,
+    }),
+    errorBurst: wholeNumber("--error-burst", v["error-burst"], 100, {
+      min: 1,
+      max: 1_000_000,
+      usage: USAGE,
+    }),
     logLevel: logLevel as LogLevel,
     verify,
   };

@@ -16,16 +16,14 @@
  */
 
 import { joinPath, parseFlags, usageError, wholeNumber } from "./_flags.ts";
-import { ConfigError, type Io } from "../protocol/errors.ts";
+import { ConfigError, type Io } from "./errors.ts";
 import {
   describeKey,
   fingerprint,
   type PublicKeyInfo,
 } from "../keys/public_key.ts";
 import { publicKeyOf, toPem } from "../keys/private_key.ts";
-
-/** Group names, as the server accepts them (upper-cased). */
-const GROUP_NAME = /^[A-Z0-9_-]{1,64}$/;
+import { GROUP_NAME } from "../keys/key_ring.ts";
 
 /** RSA sizes `keygen` makes. */
 const RSA_BITS = [2048, 3072, 4096] as const;

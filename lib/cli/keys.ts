@@ -15,7 +15,7 @@ import {
   parseFlags,
   wholeNumber,
 } from "./_flags.ts";
-import { ConfigError, fileProblem, type Io } from "../protocol/errors.ts";
+import { ConfigError, fileProblem, type Io } from "./errors.ts";
 import { groupOfFile, loadKeys } from "../keys/key_ring.ts";
 import { fingerprint, parsePublicKey } from "../keys/public_key.ts";
 

@@ -9,7 +9,7 @@
  */
 
 import { formatTable, joinPath, labDirArgument, parseFlags } from "./_flags.ts";
-import { ConfigError, type Io } from "../protocol/errors.ts";
+import { ConfigError, type Io } from "./errors.ts";
 import { colourOf } from "../protocol/fsm.ts";
 import { JournalStore, parseJournal, type Snapshot } from "../state/journal.ts";
 import { loadRoster, type Roster } from "../state/roster.ts";

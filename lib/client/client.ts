@@ -21,16 +21,13 @@
 
 import { CompactSign, compactVerify } from "jose";
 import { parseFlags, usageError, wholeNumber } from "../cli/_flags.ts";
-import { ConfigError, fileProblem, type Io } from "../protocol/errors.ts";
+import { ConfigError, fileProblem, type Io } from "../cli/errors.ts";
 import { COLOURS, expected } from "../protocol/fsm.ts";
 import { describeKey, fingerprint } from "../keys/public_key.ts";
 import { loadPrivateKey } from "../keys/private_key.ts";
-
-/** The audience of every request and the issuer of every answer. */
-const AUDIENCE = "udp.socket.server.for.jwt";
-
-/** Group names, as the server accepts them (upper-cased). */
-const GROUP_NAME = /^[A-Z0-9_-]{1,64}$/;
+import { GROUP_NAME } from "../keys/key_ring.ts";
+import { randomHex32 } from "../protocol/handler.ts";
+import { AUDIENCE, sha256Hex } from "../protocol/token.ts";
 
 /** A datagram socket talking to one server. */
 export interface ClientSocket {
@@ -330,14 +327,6 @@ type Reading =
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
-function randomHex32(): string {
-  return crypto.getRandomValues(new Uint8Array(16)).toHex();
-}
-
-async function sha256Hex(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
-  return new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)).toHex();
-}
-
 function decodeSegment(segment: string): Record<string, unknown> | undefined {
   try {
     const value = JSON.parse(
@@ -496,7 +485,7 @@ export async function walk(
     const token = await signer.sign(payload);
     return {
       bytes: encoder.encode(token),
-      idRequest: await sha256Hex(payload),
+      idRequest: sha256Hex(payload),
       exp: claims.exp,
     };
   }

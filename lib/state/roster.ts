@@ -18,7 +18,7 @@
  * @module
  */
 
-import { ConfigError, fileProblem } from "../protocol/errors.ts";
+import { ConfigError, fileProblem } from "../cli/errors.ts";
 import { GROUP_NAME } from "../keys/key_ring.ts";
 
 /** Members' registration numbers by upper-case group name. */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { parseConfig } from "../../lib/cli/config.ts";
-import { ConfigError } from "../../lib/protocol/errors.ts";
+import { ConfigError } from "../../lib/cli/errors.ts";
 
 function serve(args: string[]) {
   const parsed = parseConfig(args);

@@ -7,7 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import type { Io } from "../../lib/protocol/errors.ts";
+import type { Io } from "../../lib/cli/errors.ts";
 import { checkLab, runKeys } from "../../lib/cli/keys.ts";
 import { VECTORS } from "../_helpers.ts";
 import { runMain } from "../_server.ts";

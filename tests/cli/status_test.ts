@@ -9,7 +9,7 @@
 
 import assert from "node:assert/strict";
 import { runSend } from "../../lib/client/client.ts";
-import type { Io } from "../../lib/protocol/errors.ts";
+import type { Io } from "../../lib/cli/errors.ts";
 import { encodeJournalLine, type Snapshot } from "../../lib/state/journal.ts";
 import { parseRoster } from "../../lib/state/roster.ts";
 import { readState, runStatus, summarize } from "../../lib/cli/status.ts";

@@ -18,10 +18,10 @@ import {
   walk,
   type WalkOptions,
 } from "../../lib/client/client.ts";
-import type { Io } from "../../lib/protocol/errors.ts";
+import type { Io } from "../../lib/cli/errors.ts";
 import { handlePacket, type PacketResult } from "../../lib/protocol/handler.ts";
 import { MemoryStore } from "../../lib/state/store.ts";
-import { privateKey, vectorContext, VECTORS } from "../_helpers.ts";
+import { AUDIENCE, privateKey, vectorContext, VECTORS } from "../_helpers.ts";
 import { runMain, withServer } from "../_server.ts";
 
 const SECRET = await Deno.readFile(
@@ -275,7 +275,7 @@ Deno.test("walk() sends the claims of PROTOCOL.md §3 and completes a walk", asy
       "registration",
     ]);
     assert.equal(claims.sub, "heartbeat");
-    assert.equal(claims.aud, "udp.socket.server.for.jwt");
+    assert.equal(claims.aud, AUDIENCE);
     assert.equal(claims.exp, (claims.iat as number) + 60);
     assert.match(String(claims.jti), /^[0-9a-f]{32}$/);
     assert.equal(claims.seq_state_number, i);

@@ -36,15 +36,17 @@ import { COLOURS } from "../../lib/protocol/fsm.ts";
 import assert from "node:assert/strict";
 import { CompactSign, compactVerify, jwtVerify } from "jose";
 import {
+  AUDIENCE,
   envInteger,
+  payloadBytes,
   privateKey,
   requestClaims,
+  sha256Hex,
   signRequest,
   VECTORS,
 } from "../_helpers.ts";
 import { type RunningServer, UdpClient, withServer } from "../_server.ts";
 
-const AUDIENCE = "udp.socket.server.for.jwt";
 const SECRET = await Deno.readFile(
   `${VECTORS}keys_priv/key_secret_for_hmac.txt`,
 );
@@ -894,14 +896,6 @@ async function rssOf(pid: string | undefined): Promise<number | undefined> {
 
 // ---------------------------------------------------------------------------
 // The legitimate client
-
-async function sha256Hex(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
-  return new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)).toHex();
-}
-
-function payloadBytes(jws: string): Uint8Array<ArrayBuffer> {
-  return Uint8Array.fromBase64(jws.split(".")[1]!, { alphabet: "base64url" });
-}
 
 /** What the legitimate client did. */
 interface Walk {

@@ -12,15 +12,17 @@
 import assert from "node:assert/strict";
 import { type JWTPayload, jwtVerify, SignJWT } from "jose";
 import {
+  AUDIENCE,
+  payloadBytes,
   privateKey,
   requestClaims,
+  sha256Hex,
   signRequest,
   VECTORS,
 } from "../_helpers.ts";
 import { runMain, type UdpClient, withClient, withServer } from "../_server.ts";
 import { selectBackend } from "../../lib/keys/verify.ts";
 
-const AUDIENCE = "udp.socket.server.for.jwt";
 const SECRET = await Deno.readFile(
   `${VECTORS}keys_priv/key_secret_for_hmac.txt`,
 );
@@ -86,16 +88,6 @@ function b64url(text: string): string {
 }
 
 /** The payload bytes of a compact JWS, exactly as signed. */
-function payloadBytes(jws: string): Uint8Array<ArrayBuffer> {
-  return Uint8Array.fromBase64(jws.trim().split(".")[1]!, {
-    alphabet: "base64url",
-  });
-}
-
-async function sha256Hex(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
-  return new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)).toHex();
-}
-
 /**
  * Verifies an answer and the claims every answer carries (PROTOCOL.md §5).
  *

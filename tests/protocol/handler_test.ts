@@ -9,8 +9,10 @@ import {
 import { ReplayCache } from "../../lib/state/replay.ts";
 import { MemoryStore } from "../../lib/state/store.ts";
 import {
+  AUDIENCE,
   makeGroup,
   requestClaims,
+  sha256Hex,
   signRequest,
   type TestGroup,
 } from "../_helpers.ts";
@@ -60,10 +62,6 @@ async function answer(reply: Uint8Array | null) {
   return payload;
 }
 
-async function sha256Hex(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
-  return new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)).toHex();
-}
-
 Deno.test("handlePacket() answers a valid request with every success claim", async () => {
   const ctx = context();
   const bytes = await request(rsa, 0, { sub: "alpha" });
@@ -84,7 +82,7 @@ Deno.test("handlePacket() answers a valid request with every success claim", asy
     "otp_timestamp",
     "sub",
   ]);
-  assert.equal(p.iss, "udp.socket.server.for.jwt");
+  assert.equal(p.iss, AUDIENCE);
   assert.equal(p.sub, "alpha", "sub is echoed as sent");
   assert.match(String(p.jti), /^[0-9a-f]{32}$/);
   assert.equal(p.iat, NOW);

@@ -2,12 +2,18 @@ import assert from "node:assert/strict";
 import { decodeProtectedHeader, jwtVerify } from "jose";
 import { ProtocolError } from "../../lib/protocol/errors.ts";
 import {
+  AUDIENCE as SERVER_AUDIENCE,
   checkAlg,
   checkClaims,
   parseToken,
   readGroup,
   signResponse,
 } from "../../lib/protocol/token.ts";
+import { AUDIENCE } from "../_helpers.ts";
+
+Deno.test("AUDIENCE is the protocol's audience string", () => {
+  assert.equal(SERVER_AUDIENCE, AUDIENCE);
+});
 
 const NOW = 1_700_000_100;
 const now = new Date(NOW * 1000);
@@ -22,7 +28,7 @@ function b64(text: string): string {
 function claims(extra?: Record<string, unknown>): Record<string, unknown> {
   return {
     sub: "HEARTBEAT",
-    aud: "udp.socket.server.for.jwt",
+    aud: AUDIENCE,
     iat: NOW,
     exp: NOW + 60,
     jti: "0123456789abcdef0123456789abcdef",
@@ -136,7 +142,7 @@ Deno.test("checkClaims() applies each claim rule", async (t) => {
     ["aud an empty array", { aud: [] }, "BAD_CLAIM"],
     [
       "aud array containing it",
-      { aud: ["x", "udp.socket.server.for.jwt"] },
+      { aud: ["x", AUDIENCE] },
       "ok",
     ],
     ["aud array without it", { aud: ["x"] }, "BAD_AUDIENCE"],
