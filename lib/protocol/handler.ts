@@ -310,6 +310,13 @@ async function step(
     at: now,
     ...(unlisted ? { unlisted } : {}),
     replay: entry,
+  }).catch((e) => {
+    // Not durable (a full disk). An answer that acknowledges only what is
+    // already on disk may still go out; any other is never sent, and the
+    // token is forgotten so that its retransmission is tried afresh.
+    if (ctx.store.durableState(group) === t.state) return;
+    ctx.replay.remove(entry);
+    throw e;
   });
   ready.catch(() => {}); // awaited below and by retransmissions
   entry.ready = ready;
@@ -340,7 +347,19 @@ function finish(
   }
   // The answer acknowledges a transition: release it only once durable.
   const { result, ready } = outcome;
-  return ready ? ready.then(() => result) : result;
+  return ready
+    ? ready.then(() => result, (e) => notDurable(result, e))
+    : result;
+}
+
+/** No answer: the transition it would acknowledge is not on disk. */
+function notDurable(result: PacketResult, e: unknown): PacketResult {
+  return {
+    ...result,
+    reply: null,
+    outcome: "dropped:not_durable",
+    detail: e instanceof Error ? e.message : String(e),
+  };
 }
 
 /**

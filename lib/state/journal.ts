@@ -6,8 +6,11 @@
  * the retransmission cache. A line is acknowledged (its promise resolves)
  * only after the batch that holds it was written and fsync'd.
  *
- * At start-up a torn or damaged tail is cut off and moved aside to
- * `journal.jsonl.damaged-<time>`; the valid prefix is kept.
+ * At start-up, damaged lines (a torn tail, a failed checksum) are set aside in
+ * `journal.jsonl.damaged-<time>` and every whole, valid line is kept, also
+ * those after a damaged one. A write that fails (a full disk) is cut back to
+ * the last whole line before the next append, and the steps it held are
+ * refused, never acknowledged.
  *
  * @module
  */
@@ -37,10 +40,12 @@ export interface JournalEntry {
 export interface ParsedJournal {
   /** Valid entries, in order. */
   entries: JournalEntry[];
-  /** Length in bytes of the valid prefix. */
+  /** Length in bytes of the clean prefix, before the first damaged byte. */
   validLength: number;
-  /** Why the rest of the file is not valid, when it is not empty. */
+  /** The first problem found, when there is one (e.g. `line 3 is torn`). */
   damage?: string;
+  /** The byte ranges set aside (`[start, end)`), in order. */
+  damaged: [number, number][];
 }
 
 /** The snapshot file's contents. */
@@ -138,45 +143,65 @@ function decodeLine(line: Uint8Array): JournalEntry {
 }
 
 /**
- * Decodes a journal, stopping at the first line that is torn (no final
- * newline), fails its checksum, or breaks the sequence.
+ * Decodes a journal. A line that is torn (no final newline), fails its
+ * checksum, or does not advance the sequence is set aside, and decoding goes
+ * on with the next line: a damaged line never hides whole lines written after
+ * it. (A gap in the sequence is not damage: a writer may have given up on
+ * lines it could not write.)
  *
  * @param bytes The journal file's contents.
- * @returns The valid entries, the valid length and the damage found.
+ * @returns The valid entries, the clean prefix, and the damaged ranges.
  */
 export function parseJournal(bytes: Uint8Array): ParsedJournal {
   const entries: JournalEntry[] = [];
+  const damaged: [number, number][] = [];
+  let damage: string | undefined;
+  const setAside = (start: number, end: number, why: string) => {
+    damage ??= why;
+    const last = damaged.at(-1);
+    if (last && last[1] === start) last[1] = end;
+    else damaged.push([start, end]);
+  };
   let pos = 0;
   let line = 1;
   while (pos < bytes.length) {
-    const end = bytes.indexOf(0x0a, pos);
-    if (end < 0) {
-      return {
-        entries,
-        validLength: pos,
-        damage: `line ${line} is torn (no newline)`,
-      };
+    const newline = bytes.indexOf(0x0a, pos);
+    if (newline < 0) {
+      setAside(pos, bytes.length, `line ${line} is torn (no newline)`);
+      break;
     }
-    let entry: JournalEntry;
     try {
-      entry = decodeLine(bytes.subarray(pos, end));
+      const entry = decodeLine(bytes.subarray(pos, newline));
+      const previous = entries.at(-1);
+      if (previous && entry.seq <= previous.seq) {
+        throw new SyntaxError(`sequence ${entry.seq} after ${previous.seq}`);
+      }
+      entries.push(entry);
     } catch (e) {
       const why = e instanceof Error ? e.message : String(e);
-      return { entries, validLength: pos, damage: `line ${line}: ${why}` };
+      setAside(pos, newline + 1, `line ${line}: ${why}`);
     }
-    const previous = entries.at(-1);
-    if (previous && entry.seq !== previous.seq + 1) {
-      return {
-        entries,
-        validLength: pos,
-        damage: `line ${line}: sequence ${entry.seq} after ${previous.seq}`,
-      };
-    }
-    entries.push(entry);
-    pos = end + 1;
+    pos = newline + 1;
     line++;
   }
-  return { entries, validLength: pos };
+  const validLength = damaged[0]?.[0] ?? bytes.length;
+  return { entries, validLength, damaged, ...(damage ? { damage } : {}) };
+}
+
+/** The file operations the store uses; `Deno.FsFile` has them. */
+export type JournalFile = Pick<
+  Deno.FsFile,
+  "write" | "truncate" | "syncData" | "close"
+>;
+
+/** Where the store reports a disk that cannot be written (a LogTape logger). */
+export interface JournalLog {
+  /** An error, with properties. */
+  error(message: string, properties: Record<string, unknown>): void;
+  /** A warning, with properties. */
+  warn(message: string, properties: Record<string, unknown>): void;
+  /** A notice, with properties. */
+  info(message: string, properties: Record<string, unknown>): void;
 }
 
 /** Options of {@linkcode JournalStore.open}. */
@@ -193,8 +218,33 @@ export interface JournalOptions {
   compactEvery?: number;
   /** The clock, in seconds, to drop expired cached answers. */
   nowSec?: () => number;
+  /**
+   * A monotonic clock in milliseconds, for the retry backoff and the log
+   * interval (never the wall clock: a clock step must not stall retries).
+   * @default {performance.now}
+   */
+  monotonicMs?: () => number;
   /** The cached answers to keep in snapshots. */
   replayEntries?: () => ReplayEntry[];
+  /** Where write failures and recoveries are logged. */
+  log?: JournalLog;
+  /**
+   * Opens the journal for appending (tests inject failing files).
+   * @default {Deno.open with append and create}
+   */
+  openFile?: (path: string) => Promise<JournalFile>;
+}
+
+/** Whether the journal takes new steps, for the status and health check. */
+export interface JournalHealth {
+  /** False while writes fail. */
+  writable: boolean;
+  /** The last write error, while not writable. */
+  error?: string;
+  /** When writes started failing (wall clock), while not writable. */
+  since?: Date;
+  /** Steps refused because they could not be made durable, in all. */
+  refused: number;
 }
 
 /** The result of {@linkcode JournalStore.open}. */
@@ -207,49 +257,111 @@ export interface OpenedJournal {
   warnings: string[];
 }
 
+/** The error a step is refused with when it cannot be made durable. */
+export class JournalUnavailableError extends Error {
+  /**
+   * @param message What failed.
+   * @param options The I/O error as `cause`.
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "JournalUnavailableError";
+  }
+}
+
 function stamp(): string {
   return new Date().toISOString().replace(/[:.]/g, "-");
 }
 
-async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
+async function writeAll(file: JournalFile, bytes: Uint8Array): Promise<void> {
   let off = 0;
   while (off < bytes.length) off += await file.write(bytes.subarray(off));
 }
 
-/** A state store that survives restarts and crashes. */
+function openForAppend(path: string): Promise<JournalFile> {
+  return Deno.open(path, { append: true, create: true });
+}
+
+/** The first retry after a failed write, and the longest wait, in ms. */
+const BACKOFF_MIN_MS = 100;
+const BACKOFF_MAX_MS = 5_000;
+/** How often a persisting write failure is logged again, in ms. */
+const LOG_INTERVAL_MS = 10_000;
+
+/** A step waiting for its batch. */
+interface Pending {
+  group: string;
+  event: GroupEvent;
+  done: PromiseWithResolvers<void>;
+}
+
+/**
+ * A state store that survives restarts, crashes and full disks. A step is
+ * applied to the durable state only once its line is written and fsync'd;
+ * until then it is pending, and the next step of the same group builds on it.
+ * When a write fails (no space, an I/O error), every pending step is refused
+ * (its answer never goes out), the file is cut back to its last whole line,
+ * and new steps are refused at once until a retry after a growing backoff
+ * succeeds: the server carries on by itself when the disk does.
+ */
 export class JournalStore implements StateStore {
   #dir: string;
-  #file: Deno.FsFile;
-  #memory: MemoryStore;
+  #file: JournalFile;
+  #durable: MemoryStore;
+  /** Pending steps by group: the state they lead to, and how many. */
+  #pending = new Map<string, { state: number; count: number }>();
   #seq: number;
+  /** The journal's length up to its last whole, written line. */
+  #goodLength: number;
+  /** Whether bytes past #goodLength may be in the file. */
+  #dirty = false;
   #linesSinceSnapshot: number;
   #fsync: boolean;
   #compactEvery: number;
   #replayEntries: () => ReplayEntry[];
   #nowSec: () => number;
-  #batch: { line: string; done: PromiseWithResolvers<void> }[] = [];
+  #monotonicMs: () => number;
+  #log: JournalLog | undefined;
+  #batch: Pending[] = [];
   #scheduled = false;
   #chain: Promise<void> = Promise.resolve();
   #closed = false;
-  /** Batches written, and fsyncs done. */
+  /** Set while writes fail. */
+  #failure:
+    | {
+      error: JournalUnavailableError;
+      since: Date;
+      sinceMs: number;
+      retryAtMs: number;
+      backoffMs: number;
+      loggedAtMs: number;
+      refusedSinceLog: number;
+    }
+    | undefined;
+  #refused = 0;
+  #compactRetryAtMs = 0;
+  /** Batches written, lines written, compactions done. */
   readonly stats = { batches: 0, lines: 0, compactions: 0 };
 
   private constructor(
     dir: string,
-    file: Deno.FsFile,
-    memory: MemoryStore,
-    seq: number,
+    file: JournalFile,
+    durable: MemoryStore,
+    position: { seq: number; length: number },
     options: JournalOptions,
   ) {
     this.#dir = dir;
     this.#file = file;
-    this.#memory = memory;
-    this.#seq = seq;
+    this.#durable = durable;
+    this.#seq = position.seq;
+    this.#goodLength = position.length;
     this.#linesSinceSnapshot = 0;
     this.#fsync = options.fsync ?? true;
     this.#compactEvery = options.compactEvery ?? 10_000;
     this.#replayEntries = options.replayEntries ?? (() => []);
     this.#nowSec = options.nowSec ?? (() => Date.now() / 1000);
+    this.#monotonicMs = options.monotonicMs ?? (() => performance.now());
+    this.#log = options.log;
   }
 
   /** The journal file path. */
@@ -264,7 +376,8 @@ export class JournalStore implements StateStore {
 
   /**
    * Opens (or creates) the state directory, recovers from the snapshot and
-   * the journal, repairs a damaged tail, and compacts.
+   * the journal, sets damaged lines aside, and compacts. A compaction that
+   * fails (a full disk) is reported and left for later.
    *
    * @param dir The state directory.
    * @param options Durability and compaction settings.
@@ -303,15 +416,31 @@ export class JournalStore implements StateStore {
       if (!(e instanceof Deno.errors.NotFound)) throw e;
     }
     const parsed = parseJournal(bytes);
+    let length = bytes.length;
     if (parsed.damage) {
       const aside = `${journalFile}.damaged-${stamp()}`;
-      await Deno.writeFile(aside, bytes.subarray(parsed.validLength));
-      await Deno.truncate(journalFile, parsed.validLength);
-      warnings.push(
-        `State journal "${journalFile}" has a damaged tail at byte ${parsed.validLength} (${parsed.damage}): kept the ${parsed.entries.length} valid lines, moved ${
-          bytes.length - parsed.validLength
-        } bytes to "${aside}"`,
-      );
+      const setAside = parsed.damaged.reduce((n, [a, b]) => n + b - a, 0);
+      const kept =
+        `kept the ${parsed.entries.length} valid lines, set ${setAside} bytes aside`;
+      try {
+        await Deno.writeFile(
+          aside,
+          concat(parsed.damaged.map(([a, b]) => bytes.subarray(a, b))),
+        );
+        warnings.push(
+          `State journal "${journalFile}" is damaged from byte ${parsed.validLength} (${parsed.damage}): ${kept} in "${aside}"`,
+        );
+      } catch (e) {
+        warnings.push(
+          `State journal "${journalFile}" is damaged from byte ${parsed.validLength} (${parsed.damage}): ${kept}, but could not write them to "${aside}" (${e})`,
+        );
+      }
+      // Appends must start on a line of their own: cut a torn last line.
+      const last = parsed.damaged.at(-1)!;
+      if (last[1] === bytes.length && bytes.at(-1) !== 0x0a) {
+        await Deno.truncate(journalFile, last[0]);
+        length = last[0];
+      }
     }
     const groups = snap.groups;
     const replay: ReplayEntry[] = snap.replay.map((r) => ({
@@ -327,38 +456,68 @@ export class JournalStore implements StateStore {
     }
     const now = nowSec();
     const live = replay.filter((r) => r.expiresAt >= now);
-    const file = await Deno.open(journalFile, {
-      append: true,
-      create: true,
-    });
+    const file = await (opts.openFile ?? openForAppend)(journalFile);
     const store = new JournalStore(
       dir,
       file,
       new MemoryStore(groups),
-      seq,
+      { seq, length },
       opts,
     );
-    if (parsed.entries.length > 0) await store.#compact(live);
+    if (parsed.entries.length > 0 || parsed.damage) {
+      try {
+        await store.#compact(live);
+      } catch (e) {
+        warnings.push(
+          `Cannot compact the state into "${snapFile}" (${e}): the journal is kept as it is and compacted once the disk allows`,
+        );
+      }
+    }
     return { store, replay: live, warnings };
   }
 
   state(group: string): number {
-    return this.#memory.state(group);
+    return this.#pending.get(group)?.state ?? this.#durable.state(group);
   }
 
+  durableState(group: string): number {
+    return this.#durable.state(group);
+  }
+
+  /** Every group's durable record. */
   snapshot(): Record<string, GroupRecord> {
-    return this.#memory.snapshot();
+    return this.#durable.snapshot();
+  }
+
+  /** Whether new steps can be made durable now. */
+  get health(): JournalHealth {
+    const f = this.#failure;
+    return f
+      ? {
+        writable: false,
+        error: f.error.message,
+        since: f.since,
+        refused: this.#refused,
+      }
+      : { writable: true, refused: this.#refused };
   }
 
   record(group: string, event: GroupEvent): Promise<void> {
     if (this.#closed) return Promise.reject(new Error("the store is closed"));
-    this.#memory.record(group, event);
-    this.#seq++;
+    const f = this.#failure;
+    if (f && this.#monotonicMs() < f.retryAtMs) {
+      // Waiting for the disk: refuse at once, change nothing.
+      this.#refused++;
+      f.refusedSinceLog++;
+      return Promise.reject(f.error);
+    }
+    const p = this.#pending.get(group);
+    if (p) {
+      p.state = event.state;
+      p.count++;
+    } else this.#pending.set(group, { state: event.state, count: 1 });
     const done = Promise.withResolvers<void>();
-    this.#batch.push({
-      line: encodeJournalLine({ seq: this.#seq, group, event }),
-      done,
-    });
+    this.#batch.push({ group, event, done });
     if (!this.#scheduled) {
       this.#scheduled = true;
       // Group commit: the batch starts at once; events arriving while it is
@@ -375,23 +534,129 @@ export class JournalStore implements StateStore {
     const batch = this.#batch;
     this.#batch = [];
     if (batch.length === 0) return;
+    const seq = this.#seq;
+    const text = batch.map((b, i) =>
+      encodeJournalLine({ seq: seq + 1 + i, group: b.group, event: b.event })
+    ).join("");
+    const bytes = encoder.encode(text);
     try {
-      await writeAll(
-        this.#file,
-        encoder.encode(batch.map((b) => b.line).join("")),
-      );
+      if (this.#dirty) await this.#cutBack();
+      this.#dirty = true;
+      await writeAll(this.#file, bytes);
       if (this.#fsync) await this.#file.syncData();
-      this.stats.batches++;
-      this.stats.lines += batch.length;
-      this.#linesSinceSnapshot += batch.length;
-      for (const b of batch) b.done.resolve();
+      this.#dirty = false;
     } catch (e) {
-      for (const b of batch) b.done.reject(e);
+      this.#writeFailed(e, batch);
+      // Cut the partial write off now if the disk lets us, else before the
+      // next append (inside the chain: never concurrently with a write).
+      await this.#cutBack().catch(() => {});
       return;
     }
-    if (this.#linesSinceSnapshot >= this.#compactEvery) {
-      await this.#compact(this.#replayEntries());
+    this.#goodLength += bytes.length;
+    this.#seq += batch.length;
+    this.stats.batches++;
+    this.stats.lines += batch.length;
+    this.#linesSinceSnapshot += batch.length;
+    for (const b of batch) {
+      this.#durable.record(b.group, b.event);
+      const p = this.#pending.get(b.group);
+      if (p && --p.count === 0) this.#pending.delete(b.group);
     }
+    if (this.#failure) this.#recovered();
+    for (const b of batch) b.done.resolve();
+    if (
+      this.#linesSinceSnapshot >= this.#compactEvery &&
+      this.#monotonicMs() >= this.#compactRetryAtMs
+    ) {
+      try {
+        await this.#compact(this.#replayEntries());
+      } catch (e) {
+        // The journal still holds every line: nothing is lost, it grows.
+        this.#compactRetryAtMs = this.#monotonicMs() + LOG_INTERVAL_MS;
+        this.#log?.warn(
+          "Cannot compact the state into {file}: {error}; retrying in {seconds} s",
+          {
+            file: JournalStore.snapshotPath(this.#dir),
+            error: String(e),
+            seconds: LOG_INTERVAL_MS / 1000,
+          },
+        );
+      }
+    }
+  }
+
+  /** Cuts the journal back to its last whole line. */
+  async #cutBack(): Promise<void> {
+    await this.#file.truncate(this.#goodLength);
+    this.#dirty = false;
+  }
+
+  /**
+   * A batch could not be made durable: refuse it and every step queued
+   * behind it (they may build on it), forget them, cut the file back, and
+   * wait before the next try.
+   */
+  #writeFailed(e: unknown, batch: Pending[]): void {
+    const queued = this.#batch;
+    this.#batch = [];
+    this.#pending.clear();
+    const now = this.#monotonicMs();
+    const file = JournalStore.journalPath(this.#dir);
+    const error = new JournalUnavailableError(
+      `cannot write the state journal "${file}": ${
+        e instanceof Error ? e.message : String(e)
+      }`,
+      { cause: e },
+    );
+    const refused = batch.length + queued.length;
+    this.#refused += refused;
+    const f = this.#failure;
+    if (f) {
+      f.error = error;
+      f.backoffMs = Math.min(f.backoffMs * 2, BACKOFF_MAX_MS);
+      f.retryAtMs = now + f.backoffMs;
+      f.refusedSinceLog += refused;
+      if (now - f.loggedAtMs >= LOG_INTERVAL_MS) {
+        this.#log?.warn(
+          "The state journal still cannot be written ({error}): {refused} steps refused in the last {seconds} s",
+          {
+            error: error.message,
+            refused: f.refusedSinceLog,
+            seconds: Math.round((now - f.loggedAtMs) / 1000),
+          },
+        );
+        f.loggedAtMs = now;
+        f.refusedSinceLog = 0;
+      }
+    } else {
+      this.#failure = {
+        error,
+        since: new Date(),
+        sinceMs: now,
+        retryAtMs: now + BACKOFF_MIN_MS,
+        backoffMs: BACKOFF_MIN_MS,
+        loggedAtMs: now,
+        refusedSinceLog: 0,
+      };
+      this.#log?.error(
+        "The state journal cannot be written: {error}; new steps are not acknowledged until it can (retransmissions of acknowledged steps are still answered), retrying with backoff",
+        { error: error.message, file },
+      );
+    }
+    for (const b of [...batch, ...queued]) b.done.reject(error);
+  }
+
+  #recovered(): void {
+    const f = this.#failure!;
+    this.#failure = undefined;
+    this.#log?.info(
+      "The state journal is writable again after {seconds} s; {refused} steps were refused meanwhile (their clients retransmit them)",
+      {
+        seconds: Math.round((this.#monotonicMs() - f.sinceMs) / 100) / 10,
+        refused: this.#refused,
+        file: JournalStore.journalPath(this.#dir),
+      },
+    );
   }
 
   /** Writes the snapshot atomically, then empties the journal. */
@@ -399,7 +664,7 @@ export class JournalStore implements StateStore {
     const snap: Snapshot = {
       version: 1,
       seq: this.#seq,
-      groups: this.#memory.snapshot(),
+      groups: this.#durable.snapshot(),
       replay: replay.slice(-SNAPSHOT_REPLAY).map((r) => ({
         token: r.token,
         group: r.group,
@@ -410,33 +675,59 @@ export class JournalStore implements StateStore {
     };
     const path = JournalStore.snapshotPath(this.#dir);
     const tmp = `${path}.tmp`;
-    const f = await Deno.open(tmp, {
-      write: true,
-      create: true,
-      truncate: true,
-    });
     try {
-      await writeAll(f, encoder.encode(JSON.stringify(snap)));
-      if (this.#fsync) await f.syncData();
-    } finally {
-      f.close();
+      const f = await Deno.open(tmp, {
+        write: true,
+        create: true,
+        truncate: true,
+      });
+      try {
+        await writeAll(f, encoder.encode(JSON.stringify(snap)));
+        if (this.#fsync) await f.syncData();
+      } finally {
+        f.close();
+      }
+      await Deno.rename(tmp, path);
+    } catch (e) {
+      await Deno.remove(tmp).catch(() => {});
+      throw e;
     }
-    await Deno.rename(tmp, path);
     // Lines up to snap.seq are now in the snapshot; recovery skips them even
     // if the process dies before the truncation below.
+    this.#dirty = true;
     await this.#file.truncate(0);
     if (this.#fsync) await this.#file.syncData();
+    this.#dirty = false;
+    this.#goodLength = 0;
     this.#linesSinceSnapshot = 0;
     this.stats.compactions++;
   }
 
-  /** Commits what is pending, compacts, and closes the journal. */
+  /** Commits what is pending, compacts if the disk allows, and closes. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     this.#chain = this.#chain.then(() => this.#commit());
     await this.#chain;
-    await this.#compact(this.#replayEntries());
+    try {
+      await this.#compact(this.#replayEntries());
+    } catch (e) {
+      this.#log?.warn(
+        "Cannot compact the state into {file} before stopping: {error}; the journal holds every acknowledged step",
+        { file: JournalStore.snapshotPath(this.#dir), error: String(e) },
+      );
+    }
     this.#file.close();
   }
+}
+
+/** Joins byte arrays. */
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
 }

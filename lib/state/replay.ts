@@ -123,6 +123,16 @@ export class ReplayCache {
     return [...this.#byToken.values()].filter((e) => e.expiresAt >= nowSec);
   }
 
+  /**
+   * Forgets an entry and its `jti` (an answer that must not go out after
+   * all), unless a newer entry for the same token replaced it.
+   *
+   * @param entry The entry added before.
+   */
+  remove(entry: ReplayEntry): void {
+    if (this.#byToken.get(entry.token) === entry) this.#delete(entry);
+  }
+
   #delete(e: ReplayEntry): void {
     this.#byToken.delete(e.token);
     const key = `${e.group}\u0000${e.jti}`;

@@ -53,6 +53,12 @@ export interface StateStore {
    */
   state(group: string): number;
   /**
+   * The state of a group as it is on disk: without the steps still being
+   * written (the same as {@linkcode StateStore.state} for a memory store).
+   * @param group The upper-case group name.
+   */
+  durableState(group: string): number;
+  /**
    * Applies an event now and resolves once it is durable.
    * @param group The upper-case group name.
    * @param event The event.
@@ -120,6 +126,10 @@ export class MemoryStore implements StateStore {
 
   state(group: string): number {
     return this.#groups.get(group)?.state ?? 0;
+  }
+
+  durableState(group: string): number {
+    return this.state(group);
   }
 
   record(group: string, event: GroupEvent): Promise<void> {

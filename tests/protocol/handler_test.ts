@@ -281,6 +281,7 @@ Deno.test("handlePacket() answers only once the store says the event is durable"
   let recorded = 0;
   const store = {
     state: (g: string) => memory.state(g),
+    durableState: (g: string) => memory.state(g),
     snapshot: () => memory.snapshot(),
     close: () => memory.close(),
     record: async (g: string, e: Parameters<MemoryStore["record"]>[1]) => {
@@ -302,6 +303,43 @@ Deno.test("handlePacket() answers only once the store says the event is durable"
   assert.equal(done, false, "no answer before the store is durable");
   release();
   assert.equal((await answer((await pending).reply)).next_number, 1);
+});
+
+Deno.test("handlePacket() never acknowledges a step the store could not make durable", async () => {
+  const memory = new MemoryStore();
+  let full = false;
+  const store = {
+    state: (g: string) => memory.state(g),
+    durableState: (g: string) => memory.state(g),
+    snapshot: () => memory.snapshot(),
+    close: () => memory.close(),
+    record: (g: string, e: Parameters<MemoryStore["record"]>[1]) =>
+      full
+        ? Promise.reject(new Error("No space left on device (os error 28)"))
+        : memory.record(g, e),
+  };
+  const ctx = context({ store });
+  const first = await request(rsa, 0);
+  const firstReply = (await handlePacket(first, ctx)).reply;
+  assert.equal((await answer(firstReply)).next_number, 1);
+  full = true;
+  const second = await request(rsa, 1);
+  const refused = await handlePacket(second, ctx);
+  assert.equal(refused.outcome, "dropped:not_durable");
+  assert.equal(refused.reply, null, "no answer acknowledges the step");
+  assert.match(refused.detail ?? "", /No space left/);
+  assert.equal(memory.state("ALPHA"), 0);
+  const again = await handlePacket(first, ctx);
+  assert.equal(again.outcome, "replayed");
+  assert.deepEqual(again.reply, firstReply, "an acknowledged step is resent");
+  const repeat = await handlePacket(await request(rsa, 0), ctx);
+  assert.equal(repeat.outcome, "ok", "a step that changes nothing is answered");
+  assert.equal((await answer(repeat.reply)).next_number, 1);
+  full = false;
+  const retried = await handlePacket(second, ctx);
+  assert.equal(retried.outcome, "ok", "the retransmission is tried afresh");
+  assert.equal((await answer(retried.reply)).next_number, 2);
+  assert.equal(memory.state("ALPHA"), 1);
 });
 
 Deno.test("otpTimestamp() writes UTC with +00:00, never Z", () => {

@@ -82,10 +82,24 @@ Deno.test("parseJournal() keeps the valid prefix of a damaged journal", async (t
       assert.match(p.damage ?? "", /line 3/);
     }
   });
-  await t.step("a sequence gap", () => {
+  await t.step("a sequence gap is kept (a writer gave up on a line)", () => {
     const p = parseJournal(journalBytes([entry(1, 0), entry(3, 2)]));
+    assert.equal(p.entries.length, 2);
+    assert.equal(p.damage, undefined);
+  });
+  await t.step("a sequence that goes back is damage", () => {
+    const p = parseJournal(journalBytes([entry(2, 0), entry(1, 2)]));
     assert.equal(p.entries.length, 1);
-    assert.match(p.damage ?? "", /sequence 3 after 1/);
+    assert.match(p.damage ?? "", /sequence 1 after 2/);
+  });
+  await t.step("whole lines after a damaged one are kept", () => {
+    const copy = all.slice();
+    copy[10]! ^= 0x04; // in line 1
+    const p = parseJournal(copy);
+    assert.deepEqual(p.entries.map((e) => e.seq), [2, 3]);
+    assert.equal(p.validLength, 0);
+    assert.deepEqual(p.damaged, [[0, good.indexOf(0x0a) + 1]]);
+    assert.match(p.damage ?? "", /line 1: checksum mismatch/);
   });
   await t.step("garbage after valid lines", () => {
     const junk = new TextEncoder().encode("\0\0\0\0garbage\n");
@@ -146,7 +160,7 @@ Deno.test("JournalStore moves a damaged tail aside and still opens", async () =>
     assert.equal(opened.warnings.length, 1);
     assert.match(
       opened.warnings[0]!,
-      /journal\.jsonl.*damaged tail.*kept the 2 valid lines/,
+      /journal\.jsonl.*damaged from byte \d+.*kept the 2 valid lines/,
     );
     const aside = [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) =>
       n.includes("damaged")
