@@ -56,7 +56,8 @@ export class ErrorBudget {
     if (!b) return undefined;
     b.tokens = Math.min(
       this.#burst,
-      b.tokens + (nowMs - b.at) / 1000 * this.#rate,
+      // A clock that went back refills nothing and takes nothing away.
+      b.tokens + Math.max(0, nowMs - b.at) / 1000 * this.#rate,
     );
     b.at = nowMs;
     return b;

@@ -15,6 +15,7 @@ import {
   type PacketResult,
 } from "../protocol/handler.ts";
 import { ErrorBudget } from "./rate_limit.ts";
+import { type KeyRing, mergeReload } from "../keys/key_ring.ts";
 
 /** Options of {@linkcode UdpServer}. */
 export interface ServerOptions {
@@ -105,6 +106,50 @@ export class UdpServer {
   /** The handler context (keys can be swapped in place). */
   get context(): HandlerContext {
     return this.#ctx;
+  }
+
+  /**
+   * Reloads the groups' keys without a restart (SIGHUP): a group whose file
+   * became unusable keeps its previous key, and the swap takes effect from the
+   * next datagram. A failed load keeps every key. Never throws.
+   *
+   * @param dir The keys directory, for the log.
+   * @param load Loads the keys afresh.
+   */
+  async reloadKeys(dir: string, load: () => Promise<KeyRing>): Promise<void> {
+    let fresh: KeyRing;
+    try {
+      fresh = await load();
+    } catch (e) {
+      this.#log.error("Reload of {dir} failed, keeping every key: {error}", {
+        dir,
+        error: String(e),
+      });
+      return;
+    }
+    const r = mergeReload(this.#ctx.keys, fresh);
+    this.#ctx.keys = r.groups;
+    for (const s of r.kept) {
+      this.#log.warn(
+        "Reload: {file} is unusable ({reason}); keeping the previous key",
+        { ...s },
+      );
+    }
+    for (const s of fresh.skipped) {
+      if (!r.kept.includes(s)) {
+        this.#log.warn("Reload: skipped {file}: {reason}", { ...s });
+      }
+    }
+    this.#log.info(
+      "Reloaded {dir}: {count} groups; added {added}, changed {changed}, removed {removed}",
+      {
+        dir,
+        count: r.groups.size,
+        added: r.added,
+        changed: r.changed,
+        removed: r.removed,
+      },
+    );
   }
 
   /** Starts the receive loop; resolves when the server is closed. */
@@ -242,8 +287,10 @@ export class UdpServer {
     try {
       const source = peer.hostname;
       result = handlePacket(bytes, this.#ctx, {
-        answerErrors: this.#budget.available(source, Date.now()),
-        takeErrorToken: () => this.#budget.take(source, Date.now()),
+        // A monotonic clock: a step of the wall clock neither refills nor
+        // freezes the budgets.
+        answerErrors: this.#budget.available(source, performance.now()),
+        takeErrorToken: () => this.#budget.take(source, performance.now()),
       });
     } catch (e) {
       result = this.#failed(e, peer);

@@ -35,3 +35,23 @@ Deno.test("ErrorBudget forgets the least recently used source past its bound", (
   assert.equal(b.available("a", 0), false);
   assert.equal(b.available("c", 0), false);
 });
+
+Deno.test("ErrorBudget neither drains nor refills when the clock steps back or forward by an hour", () => {
+  const hour = 3_600_000;
+  const b = new ErrorBudget({ rate: 10, burst: 5 });
+  for (let i = 0; i < 3; i++) assert.ok(b.take("a", 1_000_000));
+  assert.ok(
+    b.available("a", 1_000_000 - hour),
+    "2 tokens left after a step back",
+  );
+  assert.ok(b.take("a", 1_000_000 - hour));
+  assert.ok(b.take("a", 1_000_000 - hour));
+  assert.equal(b.take("a", 1_000_000 - hour), false, "empty, not negative");
+  assert.ok(b.take("a", 1_000_000 - hour + 100), "refills at the rate again");
+  for (let i = 0; i < 5; i++) assert.ok(b.take("a", 1_000_000 + hour));
+  assert.equal(
+    b.take("a", 1_000_000 + hour),
+    false,
+    "a forward step refills only the burst",
+  );
+});
