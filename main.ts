@@ -1,385 +1,47 @@
 /**
- * udpjwt: the command line. Parses flags, loads the secret and keys, opens the
- * socket and the log, prints the start-up summary, and shuts down cleanly on
- * SIGINT/SIGTERM. User mistakes end as one line on stderr and an exit code
- * (2 for usage, 1 for the environment); anything else is a bug and keeps its
- * stack trace.
+ * udpjwt: the command line. Dispatches to a subcommand (`serve` when none is
+ * named) and maps errors to exit codes: a user's mistake ends as one line on
+ * stderr and exit code 2 (usage) or 1 (environment); anything else is a bug
+ * and keeps its stack trace.
  *
  * @module
  */
 
-import { getLogger } from "@logtape/logtape";
-import denoJson from "./deno.json" with { type: "json" };
-import { type Config, parseConfig, USAGE } from "./lib/cli/config.ts";
-import { ConfigError, fileProblem, type Io } from "./lib/cli/errors.ts";
-import { randomHex32 } from "./lib/protocol/handler.ts";
-import { type KeyRing, loadKeys, mergeReload } from "./lib/keys/key_ring.ts";
-import {
-  closeLogging,
-  DATAGRAM_CATEGORY,
-  setupLogging,
-} from "./lib/cli/log.ts";
-import { describeKey } from "./lib/keys/public_key.ts";
-import { UdpServer } from "./lib/net/server.ts";
-import { selectBackend, type VerifyBackend } from "./lib/keys/verify.ts";
-import { JournalStore } from "./lib/state/journal.ts";
-import { ReplayCache } from "./lib/state/replay.ts";
-import { loadRoster, type Roster } from "./lib/state/roster.ts";
-import { runSend } from "./lib/client/client.ts";
+import { ConfigError, type Io } from "./lib/cli/errors.ts";
+import { USAGE } from "./lib/cli/config.ts";
 import { runKeygen } from "./lib/cli/keygen.ts";
 import { runKeys } from "./lib/cli/keys.ts";
+import { runSend } from "./lib/cli/send.ts";
+import { runServe } from "./lib/cli/serve.ts";
 import { runStatus } from "./lib/cli/status.ts";
 
-/** The version line of `--version`. */
-export const VERSION =
-  `udpjwt ${denoJson.version} (protocol 2 "rainbow", deno ${Deno.version.deno}, ${Deno.build.target})`;
+/** The subcommands, each taking the arguments after its name. */
+const COMMANDS: ReadonlyMap<
+  string,
+  (args: string[], io: Io) => Promise<number>
+> = new Map([
+  ["serve", runServe],
+  ["send", runSend],
+  ["keygen", runKeygen],
+  ["keys", runKeys],
+  ["status", runStatus],
+]);
 
-/** The demo material shipped in the repository, recognised to warn about it. */
-const DEMO_SECRET_PREFIX = "udpjwt-demo-";
-const DEMO_KEY_FINGERPRINT =
-  "SHA256:ZPSysEdXSgj54yVQGuWjLk0G9chXaMHGTyhnwMXCQjc";
+/**
+ * Whether a first argument can be the server's ADDRESS rather than a
+ * mistyped subcommand: an IP address, `localhost`, or a host name with a dot.
+ */
+function looksLikeAddress(arg: string): boolean {
+  return arg === "localhost" || arg.includes(".") || arg.includes(":");
+}
 
-function print(line: string): void {
+/** Console output for the subcommands. */
+const io: Io = {
   // deno-lint-ignore no-console
-  console.log(line);
-}
-
-function printError(line: string): void {
+  out: (line) => console.log(line),
   // deno-lint-ignore no-console
-  console.error(line);
-}
-
-function isLoopback(hostname: string): boolean {
-  return hostname === "localhost" || hostname === "::1" ||
-    hostname.startsWith("127.");
-}
-
-async function readSecret(dir: string): Promise<[string, Uint8Array]> {
-  const file = `${dir.replace(/[\\/]+$/, "")}/key_secret_for_hmac.txt`;
-  let secret: Uint8Array;
-  try {
-    secret = await Deno.readFile(file);
-  } catch (e) {
-    const why = fileProblem(e);
-    throw new ConfigError(
-      `Cannot read the HMAC secret "${file}": ${why}: create it with the lab's shared secret (its raw bytes are used, a trailing newline included)`,
-      { exitCode: 1 },
-    );
-  }
-  if (secret.length === 0) {
-    throw new ConfigError(
-      `The HMAC secret "${file}" is empty: write the lab's shared secret into it`,
-      { exitCode: 1 },
-    );
-  }
-  return [file, secret];
-}
-
-async function readKeys(
-  config: Config,
-  backend: VerifyBackend,
-): Promise<KeyRing> {
-  let ring: KeyRing;
-  try {
-    ring = await loadKeys(config.keysPub, {
-      minRsaBits: config.minRsaBits,
-      backend,
-    });
-  } catch (e) {
-    const why = fileProblem(e, "directory");
-    throw new ConfigError(
-      `Cannot read the public keys directory "${config.keysPub}": ${why}: create it or pass --keys-pub`,
-      { exitCode: 1 },
-    );
-  }
-  if (ring.groups.size === 0) {
-    for (const s of ring.skipped) printError(`skipped ${s.file}: ${s.reason}`);
-    throw new ConfigError(
-      `No usable public key in "${config.keysPub}": add one <group>.pem or <group>.ssh file per group (RSA ≥ ${config.minRsaBits} bits or EC P-256)`,
-      { exitCode: 1 },
-    );
-  }
-  return ring;
-}
-
-async function checkDir(dir: string): Promise<void> {
-  try {
-    const info = await Deno.stat(dir);
-    if (!info.isDirectory) throw new Error("not a directory");
-  } catch (e) {
-    const why = fileProblem(e, "directory");
-    throw new ConfigError(`Cannot use the lab directory "${dir}": ${why}`, {
-      exitCode: 1,
-    });
-  }
-}
-
-function listen(config: Config): Deno.DatagramConn {
-  if (typeof Deno.listenDatagram !== "function") {
-    throw new ConfigError(
-      "UDP sockets need Deno's unstable net feature: run through the deno.json tasks or pass --unstable-net",
-      { exitCode: 1 },
-    );
-  }
-  try {
-    return Deno.listenDatagram({
-      hostname: config.hostname,
-      port: config.port,
-      transport: "udp",
-    });
-  } catch (e) {
-    const why = e instanceof Deno.errors.AddrInUse
-      ? "the address is already in use (is another server running?)"
-      : e instanceof Deno.errors.AddrNotAvailable
-      ? "the address is not available on this machine"
-      : e instanceof Deno.errors.PermissionDenied
-      ? "permission denied (ports below 1024 need privileges)"
-      : e instanceof Error
-      ? e.message
-      : String(e);
-    throw new ConfigError(
-      `Cannot listen on ${config.hostname} port ${config.port}: ${why}`,
-      { exitCode: 1, cause: e },
-    );
-  }
-}
-
-/** Facts for the start-up summary besides the config and the keys. */
-interface Facts {
-  verify: string;
-  secretFile: string;
-  secretBytes: number;
-  logFile: string;
-  roster: Roster | undefined;
-  groupsInState: number;
-  cachedAnswers: number;
-}
-
-function summary(
-  server: UdpServer,
-  config: Config,
-  ring: KeyRing,
-  facts: Facts,
-): string[] {
-  const { hostname, port } = server.addr;
-  const lines = [
-    `${VERSION}`,
-    `listening on ${hostname} port ${port} (udp)`,
-    `states ${config.states}, leeway ${config.leewaySec} s, max datagram ${config.maxDatagram} bytes, min RSA ${config.minRsaBits} bits`,
-    `verify: ${facts.verify}`,
-    `HMAC secret: ${facts.secretFile} (${facts.secretBytes} bytes)`,
-    `log: ${facts.logFile}`,
-    `state: ${config.stateDir} (${facts.groupsInState} groups, ${facts.cachedAnswers} cached answers restored; ${
-      config.fsync ? "fsync before answering" : "NO fsync"
-    })`,
-    `roster: ${
-      facts.roster
-        ? `${config.roster} (${facts.roster.size} groups)`
-        : `none (${config.roster} not found)`
-    }`,
-    `groups (${ring.groups.size}) from ${config.keysPub}:`,
-  ];
-  const width = Math.max(...[...ring.groups.keys()].map((g) => g.length));
-  for (const k of ring.groups.values()) {
-    const file = k.file.split(/[\\/]/).pop();
-    lines.push(
-      `  ${k.group.padEnd(width)}  ${k.info.alg}  ${
-        describeKey(k.info).padEnd(8)
-      }  ${k.info.format.padEnd(15)}  ${k.fingerprint}  ${file}`,
-    );
-  }
-  if (ring.skipped.length > 0) {
-    lines.push(`skipped files (${ring.skipped.length}):`);
-    for (const s of ring.skipped) lines.push(`  ${s.file}: ${s.reason}`);
-  }
-  return lines;
-}
-
-/** SIGHUP: reload keys_pub/ without a restart. */
-async function reloadKeys(
-  server: UdpServer,
-  config: Config,
-  backend: VerifyBackend,
-): Promise<void> {
-  const log = getLogger(["udpjwt"]);
-  let fresh: KeyRing;
-  try {
-    fresh = await loadKeys(config.keysPub, {
-      minRsaBits: config.minRsaBits,
-      backend,
-    });
-  } catch (e) {
-    log.error("Reload of {dir} failed, keeping every key: {error}", {
-      dir: config.keysPub,
-      error: String(e),
-    });
-    return;
-  }
-  const r = mergeReload(server.context.keys, fresh);
-  server.context.keys = r.groups;
-  for (const s of r.kept) {
-    log.warn(
-      "Reload: {file} is unusable ({reason}); keeping the previous key",
-      {
-        ...s,
-      },
-    );
-  }
-  for (const s of fresh.skipped) {
-    if (!r.kept.includes(s)) {
-      log.warn("Reload: skipped {file}: {reason}", { ...s });
-    }
-  }
-  log.info(
-    "Reloaded {dir}: {count} groups; added {added}, changed {changed}, removed {removed}",
-    {
-      dir: config.keysPub,
-      count: r.groups.size,
-      added: r.added,
-      changed: r.changed,
-      removed: r.removed,
-    },
-  );
-}
-
-async function serve(config: Config): Promise<number> {
-  await checkDir(config.dir);
-  const [secretFile, secret] = await readSecret(config.keysPriv);
-  let selected;
-  try {
-    selected = selectBackend({ prefer: config.verify });
-  } catch (e) {
-    throw new ConfigError(
-      `Cannot use --verify openssl: ${
-        e instanceof Error ? e.message : e
-      }: install OpenSSL 3 (libcrypto) and grant --allow-ffi, or use --verify auto`,
-      { exitCode: 1 },
-    );
-  }
-  const { backend } = selected;
-  const ring = await readKeys(config, backend);
-  try {
-    await Deno.mkdir(config.logDir, { recursive: true });
-  } catch (e) {
-    throw new ConfigError(
-      `Cannot create the log directory "${config.logDir}": ${e}: pass --log-dir`,
-      { exitCode: 1 },
-    );
-  }
-  const logFile = `${config.logDir.replace(/[\\/]+$/, "")}/udpjwt.jsonl`;
-  const colour = !Deno.noColor && Deno.stdout.isTerminal();
-  await setupLogging({ level: config.logLevel, file: logFile, colour });
-  const log = getLogger(["udpjwt"]);
-  const roster = await loadRoster(config.roster);
-  const replay = new ReplayCache({ maxEntries: config.replayCache });
-  const nowSec = () => Date.now() / 1000;
-  let journal;
-  try {
-    journal = await JournalStore.open(config.stateDir, {
-      fsync: config.fsync,
-      nowSec,
-      replayEntries: () => replay.entries(nowSec()),
-    });
-  } catch (e) {
-    throw new ConfigError(
-      `Cannot open the state directory "${config.stateDir}": ${e}: pass --state-dir`,
-      { exitCode: 1 },
-    );
-  }
-  const { store } = journal;
-  for (const entry of journal.replay) replay.add(entry);
-  for (const warning of journal.warnings) log.warn(warning);
-  const conn = listen(config);
-  const server = new UdpServer(
-    conn,
-    {
-      keys: ring.groups,
-      secret,
-      store,
-      replay,
-      now: () => new Date(),
-      randomId: randomHex32,
-      leewaySec: config.leewaySec,
-      states: config.states,
-      ...(roster ? { roster } : {}),
-      lanes: new Map(),
-    },
-    { events: log, datagrams: getLogger([...DATAGRAM_CATEGORY]) },
-    config,
-  );
-  const facts: Facts = {
-    verify: selected.note
-      ? `${backend.description} (${selected.note})`
-      : backend.description,
-    secretFile,
-    secretBytes: secret.length,
-    logFile,
-    roster,
-    groupsInState: Object.keys(store.snapshot()).length,
-    cachedAnswers: replay.size,
-  };
-  // One write, so a reader of the pipe never sees half a summary.
-  print(summary(server, config, ring, facts).join("\n"));
-  for (const s of ring.skipped) {
-    log.warn("Skipped key file {file}: {reason}", { ...s });
-  }
-  if (!isLoopback(server.addr.hostname)) {
-    if (new TextDecoder().decode(secret).startsWith(DEMO_SECRET_PREFIX)) {
-      log.warn(
-        "DEMO HMAC SECRET IN USE on a non-loopback address: anyone can forge answers; write a real secret into {file}",
-        { file: secretFile },
-      );
-    }
-    for (const k of ring.groups.values()) {
-      if (k.fingerprint === DEMO_KEY_FINGERPRINT) {
-        log.warn(
-          "DEMO KEY IN USE for group {group} on a non-loopback address: its private key is public; replace {file}",
-          { group: k.group, file: k.file },
-        );
-      }
-    }
-  }
-  log.info("Ready: {groups} groups on {host} port {port}", {
-    groups: ring.groups.size,
-    host: server.addr.hostname,
-    port: server.addr.port,
-    rss: Deno.memoryUsage().rss,
-  });
-
-  let stopping: Promise<void> | undefined;
-  const stop = (signal: string) => {
-    stopping ??= (async () => {
-      log.info("{signal} received: finishing datagrams in flight", { signal });
-      await server.close();
-    })();
-  };
-  let reloading = Promise.resolve();
-  const reload = () => {
-    reloading = reloading.then(() => reloadKeys(server, config, backend));
-  };
-  const signals: Deno.Signal[] = Deno.build.os === "windows"
-    ? ["SIGINT", "SIGBREAK"]
-    : ["SIGINT", "SIGTERM", "SIGHUP"];
-  const handlers = signals.map((s) => {
-    const h = s === "SIGHUP" ? reload : () => stop(s);
-    Deno.addSignalListener(s, h);
-    return [s, h] as const;
-  });
-  await server.run();
-  await stopping;
-  for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
-  await store.close();
-  const total = [...server.counts.values()].reduce((a, b) => a + b, 0);
-  log.info("Stopped after {total} datagrams: {counts}", {
-    total,
-    counts: Object.fromEntries(server.counts),
-    rss: Deno.memoryUsage().rss,
-    cached: replay.size,
-    evicted: replay.evicted,
-  });
-  await closeLogging();
-  return 0;
-}
+  err: (line) => console.error(line),
+};
 
 /**
  * Runs the command line.
@@ -387,40 +49,28 @@ async function serve(config: Config): Promise<number> {
  * @param args The arguments after the program name.
  * @returns The process exit code.
  */
-/** The subcommands besides `serve`, each taking its own arguments. */
-const COMMANDS: Record<
-  string,
-  (args: string[], io: Io) => Promise<number>
-> = {
-  send: runSend,
-  keygen: runKeygen,
-  keys: runKeys,
-  status: runStatus,
-};
-
-/** Console output for the subcommands. */
-const io: Io = { out: print, err: printError };
-
 export async function main(args: readonly string[]): Promise<number> {
+  const [first, ...rest] = args;
   try {
-    const command = args[0] === undefined ? undefined : COMMANDS[args[0]];
-    if (command) return await command(args.slice(1), io);
-    const parsed = parseConfig(args);
-    if (parsed.command === "help") {
-      print(USAGE);
-      return 0;
+    if (first !== undefined && COMMANDS.has(first) && first !== "serve") {
+      return await COMMANDS.get(first)!(rest, io);
     }
-    if (parsed.command === "version") {
-      print(VERSION);
-      const { backend, note } = selectBackend();
-      print(`verify: ${backend.description}${note ? ` (${note})` : ""}`);
-      return 0;
+    if (
+      first !== undefined && first !== "serve" && !first.startsWith("-") &&
+      !looksLikeAddress(first)
+    ) {
+      throw new ConfigError(
+        `Unknown command "${first}": expected ${
+          [...COMMANDS.keys()].join(", ")
+        }, or an ADDRESS to serve on (an IP address, localhost, or a host name with a dot)`,
+        { showUsage: true },
+      );
     }
-    return await serve(parsed.config);
+    return await runServe([...args], io);
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
-    printError(`udpjwt: ${e.message}`);
-    if (e.showUsage) printError(`\n${e.usage ?? USAGE}`);
+    io.err(`udpjwt: ${e.message}`);
+    if (e.showUsage) io.err(`\n${e.usage ?? USAGE}`);
     return e.exitCode;
   }
 }

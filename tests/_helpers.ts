@@ -13,6 +13,7 @@ import { loadKeys } from "../lib/keys/key_ring.ts";
 import { ReplayCache } from "../lib/state/replay.ts";
 import { MemoryStore } from "../lib/state/store.ts";
 import type { VerifyBackend } from "../lib/keys/verify.ts";
+import type { Io } from "../lib/cli/errors.ts";
 
 /** The interoperability vectors copied from shared/vectors. */
 export const VECTORS = fileURLToPath(
@@ -166,4 +167,69 @@ export function envInteger(
     throw new Error(`${name}=${text}: expected an integer 0..${max}`);
   }
   return n;
+}
+
+/** The lab's HMAC secret of the vectors, as a file for `--secret`. */
+export const SECRET_FILE = `${VECTORS}keys_priv/key_secret_for_hmac.txt`;
+
+/** The lab's HMAC secret of the vectors, to verify answers with. */
+export const SECRET: Uint8Array<ArrayBuffer> = await Deno.readFile(SECRET_FILE);
+
+let ipv6: boolean | undefined;
+
+/**
+ * Whether `::1` can be bound here: checked on the first call, for a test's
+ * `ignore`.
+ *
+ * @returns True when a UDP socket can be opened on `::1`.
+ */
+export function hasIpv6(): boolean {
+  if (ipv6 === undefined) {
+    try {
+      Deno.listenDatagram({ hostname: "::1", port: 0, transport: "udp" })
+        .close();
+      ipv6 = true;
+    } catch {
+      ipv6 = false;
+    }
+  }
+  return ipv6;
+}
+
+/** What a subcommand printed, line by line, through {@linkcode capture}. */
+export interface CapturedIo extends Io {
+  /** The lines printed on stdout. */
+  lines: string[];
+  /** The lines printed on stderr. */
+  errors: string[];
+}
+
+/** Captures what a subcommand prints. */
+export function capture(): CapturedIo {
+  const lines: string[] = [];
+  const errors: string[] = [];
+  return {
+    lines,
+    errors,
+    out: (line) => lines.push(line),
+    err: (line) => errors.push(line),
+  };
+}
+
+/** The current time in whole seconds, as a request's `iat`. */
+export function nowSec(): number {
+  return Math.floor(Date.now() / 1000);
+}
+
+/**
+ * base64url without padding, as in a compact JWS.
+ *
+ * @param data Text (encoded as UTF-8) or bytes.
+ * @returns The encoding.
+ */
+export function b64url(data: string | Uint8Array): string {
+  const bytes = typeof data === "string"
+    ? new TextEncoder().encode(data)
+    : data;
+  return bytes.toBase64({ alphabet: "base64url", omitPadding: true });
 }

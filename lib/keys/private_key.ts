@@ -7,9 +7,14 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parsePrivateKey } from "./private_key.ts";
- * const key = parsePrivateKey(await Deno.readTextFile("team.key"));
- * key.alg; // "RS256" or "ES256"
+ * const key = parsePrivateKey(`-----BEGIN PRIVATE KEY-----
+ * MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgA65k8TAkEavSnS6F
+ * gzWaccCwBP+7Kh8oZxExTzm/A9yhRANCAASPCu/T/AAZjjvAGvQ5v4jtfVcLBh1b
+ * 77U1br0KtOBQ5qIVp75GLlRRBjLpdzGy6Cwdj4OTyIryUDP3Z1CCBnvO
+ * -----END PRIVATE KEY-----`);
+ * assert.equal(key.alg, "ES256");
  * ```
  *
  * @module

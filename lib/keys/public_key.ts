@@ -1,5 +1,5 @@
 /**
- * Public key parsing for PROTOCOL.md §2: PEM `PUBLIC KEY` (SPKI),
+ * Public key parsing for docs/protocol.md ("Keys"): PEM `PUBLIC KEY` (SPKI),
  * `RSA PUBLIC KEY` (PKCS#1) and `CERTIFICATE`, OpenSSH one-line keys and the
  * RFC 4716 `SSH2 PUBLIC KEY` form. Every format is reduced to a JWK that
  * WebCrypto imports; the key type decides the algorithm (RSA → RS256,
@@ -7,9 +7,12 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parsePublicKey } from "./public_key.ts";
- * const key = parsePublicKey("ecdsa-sha2-nistp256 AAAAE2Vj... alice@lab");
- * key.alg; // "ES256"
+ * const key = parsePublicKey(
+ *   "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBHW/wwP/lC16llOIYs0DIRhbsI/9TsvEmRY4vANRgOxeWpndNp4+VGk7Y/S1b33WqmPBYY+6HIYXU24XorrM8Ek= bob@lab",
+ * );
+ * assert.equal(key.alg, "ES256");
  * ```
  *
  * @module

@@ -7,7 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import { runSend } from "../../lib/client/client.ts";
+import { runSend } from "../../lib/cli/send.ts";
 import type { Io } from "../../lib/cli/errors.ts";
 import { generateGroupKeys, runKeygen } from "../../lib/cli/keygen.ts";
 import { loadKeys } from "../../lib/keys/key_ring.ts";

@@ -8,7 +8,7 @@
  */
 
 import assert from "node:assert/strict";
-import { runSend } from "../../lib/client/client.ts";
+import { runSend } from "../../lib/cli/send.ts";
 import type { Io } from "../../lib/cli/errors.ts";
 import { encodeJournalLine, type Snapshot } from "../../lib/state/journal.ts";
 import { parseRoster } from "../../lib/state/roster.ts";

@@ -8,6 +8,7 @@
  */
 
 import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
 import { CompactSign, compactVerify } from "jose";
 import {
   loadPrivateKey,
@@ -16,7 +17,9 @@ import {
 } from "../../lib/keys/private_key.ts";
 import { fingerprint, importPublicKey } from "../../lib/keys/public_key.ts";
 
-const DIR = new URL("../testdata/private_keys/", import.meta.url).pathname;
+const DIR = fileURLToPath(
+  new URL("../testdata/private_keys/", import.meta.url),
+);
 const EXPECTED: Record<
   string,
   { alg: string; format: string; fingerprint: string }

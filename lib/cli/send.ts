@@ -1,0 +1,440 @@
+/**
+ * `udpjwt send`: the command line of the reference client. It parses the
+ * flags, loads the group's private key and the lab's secret, walks the group
+ * through the states over UDP ({@linkcode walk} in lib/client/walk.ts,
+ * optionally through a {@linkcode LossySocket}), and prints one line (or one
+ * JSON object) per event and a summary.
+ *
+ * @example
+ * ```ts
+ * import { runSend } from "./send.ts";
+ * const lines: string[] = [];
+ * const io = { out: (l: string) => lines.push(l), err: () => {} };
+ * await runSend(["--help"], io); // 0
+ * lines[0]!.startsWith("Usage: udpjwt send"); // true
+ * ```
+ *
+ * @module
+ */
+
+import { parseFlags, usageError, wholeNumber } from "./_flags.ts";
+import { ConfigError, fileProblem, type Io } from "./errors.ts";
+import { describeKey, fingerprint } from "../keys/public_key.ts";
+import { loadPrivateKey } from "../keys/private_key.ts";
+import { GROUP_NAME } from "../keys/key_ring.ts";
+import { type RetryOptions, seededRandom } from "../client/retry.ts";
+import { LossySocket, UdpClientSocket } from "../client/socket.ts";
+import {
+  keySigner,
+  type StepReport,
+  walk,
+  type WalkResult,
+} from "../client/walk.ts";
+
+/** The usage text of `udpjwt send`. */
+export const SEND_USAGE =
+  `Usage: udpjwt send HOST PORT --group G --key PRIVATE.pem [options]
+
+Walks group G through the states like a student client: one signed request
+per event (RS256 for an RSA key, ES256 for a P-256 key), waiting for each
+answer and resending the identical datagram when it is lost. Prints one line
+per event; exits 0 only when the walk completes.
+
+Arguments:
+  HOST                   the server's address (127.0.0.1, ::1, a name)
+  PORT                   the server's UDP port
+
+Options:
+  --group G              the group name, sent as "sub" (required)
+  --key FILE             the group's private key: PEM PRIVATE KEY (PKCS#8),
+                         RSA PRIVATE KEY or EC PRIVATE KEY (required)
+  --registration R       registration number sent as "registration"; repeat
+                         the flag to send several in turn (default 0)
+  --seq-max N            "seq_max", the group's member count (default: the
+                         number of distinct registrations)
+  --secret FILE          the lab's HMAC secret, to verify the answers
+                         (without it they are decoded but not verified)
+  --from N               first event sent (default 0)
+  --to M                 last event sent (default: the final state)
+  --states N             the server's number of states, 2-1000 (default 7)
+  --timeout MS           first wait for an answer (default 500); doubled on
+                         each retry, with +-25% jitter
+  --max-timeout MS       longest wait (default 4000)
+  --retries N            retransmissions per event before giving up
+                         (default 10)
+  --lifetime SECONDS     exp - iat of each request, 5-3600 (default 60)
+  --json                 one JSON object per event, then a summary
+  --simulate-loss P      testing only: drop each outgoing and incoming
+                         datagram with probability P (0-0.9)
+  --seed N               seed of the simulated loss and the jitter
+                         (default: random, printed in the summary)
+  -h, --help             show this help
+
+Exit codes: 0 walk complete, 1 walk failed (error answer, no answer, wrong
+next_number, answer that does not verify) or a file cannot be read, 2 usage.
+
+Examples:
+  udpjwt send 127.0.0.1 44555 --group heartbeat --key examples/heartbeat_demo.key \\
+    --secret keys_priv/key_secret_for_hmac.txt
+  udpjwt send lab.example.org 44555 --group alpha --key alpha.key \\
+    --registration 20230001 --registration 20230002`;
+
+/** The parsed command line of `send`. */
+interface SendArgs {
+  hostname: string;
+  port: number;
+  group: string;
+  keyFile: string;
+  secretFile?: string;
+  registrations: number[];
+  seqMax?: number;
+  from: number;
+  to: number;
+  states: number;
+  lifetimeSec: number;
+  retry: Required<Omit<RetryOptions, "jitter">>;
+  json: boolean;
+  loss: number;
+  seed?: number;
+}
+
+function parseSendArgs(args: readonly string[]): SendArgs | undefined {
+  const u = SEND_USAGE;
+  const { values: v, positionals } = parseFlags(args, {
+    group: { type: "string" },
+    key: { type: "string" },
+    registration: { type: "string", multiple: true },
+    "seq-max": { type: "string" },
+    secret: { type: "string" },
+    from: { type: "string" },
+    to: { type: "string" },
+    states: { type: "string" },
+    timeout: { type: "string" },
+    "max-timeout": { type: "string" },
+    retries: { type: "string" },
+    lifetime: { type: "string" },
+    json: { type: "boolean" },
+    "simulate-loss": { type: "string" },
+    seed: { type: "string" },
+    help: { type: "boolean", short: "h" },
+  }, u);
+  if (v.help) return undefined;
+  if (positionals.length !== 2) {
+    throw usageError(
+      positionals.length < 2
+        ? "Missing HOST and PORT: give the server's address and port"
+        : `Too many arguments: "${
+          positionals.slice(2).join(" ")
+        }": expected HOST PORT`,
+      u,
+    );
+  }
+  const [hostname = "", portText] = positionals;
+  if (hostname === "" || /\s/.test(hostname)) {
+    throw usageError(`Invalid HOST "${hostname}"`, u);
+  }
+  const port = wholeNumber("PORT", portText, 0, {
+    min: 1,
+    max: 65535,
+    usage: u,
+  });
+  if (v.group === undefined) {
+    throw usageError("Missing --group: give the group's name", u);
+  }
+  if (!GROUP_NAME.test(v.group.toUpperCase()) || /[^\x20-\x7e]/.test(v.group)) {
+    throw usageError(
+      `Invalid value for --group: "${v.group}": expected 1-64 characters of A-Z 0-9 _ -`,
+      u,
+    );
+  }
+  if (v.key === undefined) {
+    throw usageError(
+      "Missing --key: give the group's private key file (PEM)",
+      u,
+    );
+  }
+  const registrations = (v.registration ?? ["0"]).map((r) => {
+    if (!/^-?\d+$/.test(r) || !Number.isSafeInteger(Number(r))) {
+      throw usageError(
+        `Invalid value for --registration: "${r}": expected a whole number`,
+        u,
+      );
+    }
+    return Number(r);
+  });
+  const states = wholeNumber("--states", v.states, 7, {
+    min: 2,
+    max: 1000,
+    usage: u,
+  });
+  const last = states - 1;
+  const from = wholeNumber("--from", v.from, 0, {
+    min: 0,
+    max: last,
+    usage: u,
+  });
+  const to = wholeNumber("--to", v.to, last, { min: 0, max: last, usage: u });
+  if (to < from) {
+    throw usageError(
+      `Invalid range: --from ${from} is after --to ${to}`,
+      u,
+    );
+  }
+  let loss = 0;
+  if (v["simulate-loss"] !== undefined) {
+    const text = v["simulate-loss"];
+    loss = /^(0|0?\.\d+|1)$/.test(text) ? Number(text) : NaN;
+    if (!(loss >= 0 && loss <= 0.9)) {
+      throw usageError(
+        `Invalid value for --simulate-loss: "${text}": expected a probability from 0 to 0.9`,
+        u,
+      );
+    }
+  }
+  const initialTimeoutMs = wholeNumber("--timeout", v.timeout, 500, {
+    min: 1,
+    max: 60_000,
+    usage: u,
+  });
+  return {
+    hostname,
+    port,
+    group: v.group,
+    keyFile: v.key,
+    ...(v.secret === undefined ? {} : { secretFile: v.secret }),
+    registrations,
+    ...(v["seq-max"] === undefined ? {} : {
+      seqMax: wholeNumber("--seq-max", v["seq-max"], 1, {
+        min: 1,
+        max: 1_000_000,
+        usage: u,
+      }),
+    }),
+    from,
+    to,
+    states,
+    lifetimeSec: wholeNumber("--lifetime", v.lifetime, 60, {
+      min: 5,
+      max: 3600,
+      usage: u,
+    }),
+    retry: {
+      initialTimeoutMs,
+      maxTimeoutMs: wholeNumber("--max-timeout", v["max-timeout"], 4000, {
+        min: initialTimeoutMs,
+        max: 600_000,
+        usage: u,
+      }),
+      retries: wholeNumber("--retries", v.retries, 10, {
+        min: 0,
+        max: 100,
+        usage: u,
+      }),
+    },
+    json: v.json ?? false,
+    loss,
+    ...(v.seed === undefined ? {} : {
+      seed: wholeNumber("--seed", v.seed, 0, {
+        min: 0,
+        max: 0xffffffff,
+        usage: u,
+      }),
+    }),
+  };
+}
+
+async function readFileFor(
+  flag: string,
+  file: string,
+): Promise<Uint8Array> {
+  try {
+    return await Deno.readFile(file);
+  } catch (e) {
+    const why = fileProblem(e, "file");
+    throw new ConfigError(`Cannot read ${flag} "${file}": ${why}`, {
+      exitCode: 1,
+      cause: e,
+    });
+  }
+}
+
+function ms(value: number | undefined): string {
+  return value === undefined ? "-" : `${value.toFixed(1)} ms`;
+}
+
+/**
+ * One line per event: number, colour, the answer (`next_number N`, or
+ * `CODE: reason`), round-trip time and retries.
+ */
+function stepLine(step: StepReport): string {
+  const answer = step.ok
+    ? `next_number ${step.nextNumber}`
+    : `${step.error}: ${step.reason}`;
+  const resigned = step.resigned ? ` (re-signed ${step.resigned})` : "";
+  return `${String(step.sn).padStart(3)} ${step.colour.padEnd(6)}  ${
+    answer.padEnd(13)
+  }  rtt ${ms(step.rttMs).padStart(9)}  retries ${step.retries}${resigned}`;
+}
+
+/**
+ * Runs `udpjwt send`.
+ *
+ * @param args The arguments after `send`.
+ * @param io Where to print.
+ * @returns 0 when the walk completed, 1 when it failed.
+ * @throws {ConfigError} On a usage error (exit code 2) or an unreadable or
+ * unusable key or secret file (exit code 1).
+ */
+export async function runSend(args: string[], io: Io): Promise<number> {
+  const a = parseSendArgs(args);
+  if (!a) {
+    io.out(SEND_USAGE);
+    return 0;
+  }
+  const keyText = new TextDecoder().decode(
+    await readFileFor("--key", a.keyFile),
+  );
+  let loaded;
+  try {
+    loaded = await loadPrivateKey(keyText);
+  } catch (e) {
+    throw new ConfigError(
+      `Cannot use the private key "${a.keyFile}": ${
+        e instanceof Error ? e.message : e
+      }`,
+      { exitCode: 1, cause: e },
+    );
+  }
+  let secret: Uint8Array | undefined;
+  if (a.secretFile !== undefined) {
+    secret = await readFileFor("--secret", a.secretFile);
+    if (secret.length === 0) {
+      throw new ConfigError(
+        `The --secret file "${a.secretFile}" is empty: give the lab's HMAC secret`,
+        { exitCode: 1 },
+      );
+    }
+  }
+  const seed = a.seed ?? crypto.getRandomValues(new Uint32Array(1))[0]!;
+  const keyFingerprint = await fingerprint(loaded.publicKey);
+  const socket = new UdpClientSocket(a.hostname, a.port);
+  const now = () => performance.timeOrigin + performance.now();
+  const lossy = a.loss > 0
+    ? new LossySocket(socket, {
+      probability: a.loss,
+      random: seededRandom(seed),
+      now,
+    })
+    : undefined;
+  if (!a.json) {
+    io.out(
+      `udpjwt send: group ${a.group.toUpperCase()} to ${a.hostname} port ${a.port}, key ${a.keyFile} (${loaded.info.alg}, ${
+        describeKey(loaded.publicKey)
+      }, ${keyFingerprint})`,
+    );
+    io.out(
+      secret
+        ? `answers verified with ${a.secretFile}`
+        : "answers NOT verified: pass --secret FILE to check their HS256 signature",
+    );
+    if (lossy) {
+      io.out(
+        `simulating loss: dropping each datagram with probability ${a.loss} (seed ${seed})`,
+      );
+    }
+  }
+  let result: WalkResult;
+  try {
+    result = await walk(
+      lossy ?? socket,
+      keySigner(loaded.key, loaded.info.alg),
+      {
+        group: a.group,
+        registrations: a.registrations,
+        ...(a.seqMax === undefined ? {} : { seqMax: a.seqMax }),
+        from: a.from,
+        to: a.to,
+        states: a.states,
+        lifetimeSec: a.lifetimeSec,
+        ...(secret ? { secret } : {}),
+        retry: a.retry,
+        now,
+        // Seeded too, so a --seed run repeats its waits as well as its losses.
+        random: seededRandom(seed ^ 0x9e3779b9),
+        onStep: (step) => {
+          if (a.json) {
+            io.out(JSON.stringify({
+              type: "step",
+              sn: step.sn,
+              colour: step.colour,
+              registration: step.registration,
+              expected: step.expected,
+              next_number: step.nextNumber ?? null,
+              ok: step.ok,
+              error: step.error ?? null,
+              reason: step.reason ?? null,
+              from_server: step.fromServer ?? false,
+              rtt_ms: step.rttMs === undefined ? null : round(step.rttMs),
+              elapsed_ms: round(step.elapsedMs),
+              retries: step.retries,
+              resigned: step.resigned,
+              stale: step.stale,
+              verified: step.verified,
+            }));
+          } else {
+            io.out(stepLine(step));
+          }
+        },
+      },
+    );
+  } finally {
+    await socket.close();
+  }
+  const failed = result.steps.find((s) => !s.ok);
+  const stale = result.steps.reduce((n, s) => n + s.stale, 0);
+  if (a.json) {
+    io.out(JSON.stringify({
+      type: "summary",
+      ok: result.ok,
+      group: a.group.toUpperCase(),
+      alg: loaded.info.alg,
+      fingerprint: keyFingerprint,
+      from: a.from,
+      to: a.to,
+      steps: result.steps.length,
+      retries: result.retries,
+      stale,
+      elapsed_ms: round(result.elapsedMs),
+      verified: secret !== undefined,
+      failed_at: failed?.sn ?? null,
+      error: failed?.error ?? null,
+      reason: failed?.reason ?? null,
+      simulated_loss: a.loss,
+      dropped: lossy ? { ...lossy.dropped } : null,
+      seed,
+    }));
+  } else {
+    const dropped = lossy
+      ? `; simulated loss dropped ${lossy.dropped.sent} sent and ${lossy.dropped.received} received datagrams (seed ${seed})`
+      : "";
+    const counts = `${plural(result.steps.length, "step")}, ${
+      plural(result.retries, "retry", "retries")
+    }, ${plural(stale, "stale answer")} ignored, ${
+      (result.elapsedMs / 1000).toFixed(2)
+    } s${dropped}`;
+    io.out(
+      result.ok
+        ? `walk complete: events ${a.from}-${a.to} acknowledged (${counts})`
+        : `walk FAILED at event ${failed?.sn} ${failed?.colour}: ${failed?.error} (${counts})`,
+    );
+  }
+  return result.ok ? 0 : 1;
+}
+
+function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+function round(value: number): number {
+  return Math.round(value * 10) / 10;
+}
