@@ -1,6 +1,6 @@
 /**
  * The walk of the reference client: it takes a group through the states as
- * a student client does (one signed request per event, PROTOCOL.md §3), and
+ * a student client does (one signed request per event, docs/protocol.md, "The request"), and
  * copes with loss the way UDP clients must: each request waits for its answer
  * with a timeout that doubles (with jitter) on every retry up to a cap, and a
  * retry resends the identical datagram, so the server answers it from its
@@ -277,7 +277,7 @@ function judge(
 
 /**
  * Walks a group through events `from` … `to`: for each, signs a request
- * (claims as PROTOCOL.md §3), sends it, and waits for the answer that carries
+ * (claims as docs/protocol.md, "The request"), sends it, and waits for the answer that carries
  * its `id_request`, resending the identical datagram after each timeout. Stops
  * at the first event that fails: a server error, no answer within the retry
  * cap, an answer that does not verify, or an unexpected `next_number`.
@@ -319,7 +319,7 @@ export async function walk(
       iat,
       exp: iat + lifetimeSec,
       jti: randomId(),
-      // The claim names of PROTOCOL.md §3, in its order.
+      // The claim names of docs/protocol.md, "The request", in its order.
       "seq_state_number": sn,
       "seq_state": COLOURS[sn % COLOURS.length]!,
       "seq_max": seqMax,

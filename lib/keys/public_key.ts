@@ -1,5 +1,5 @@
 /**
- * Public key parsing for docs/protocol.md ("Keys"): PEM `PUBLIC KEY` (SPKI),
+ * Public key parsing for docs/protocol.md ("Keys and algorithms"): PEM `PUBLIC KEY` (SPKI),
  * `RSA PUBLIC KEY` (PKCS#1) and `CERTIFICATE`, OpenSSH one-line keys and the
  * RFC 4716 `SSH2 PUBLIC KEY` form. Every format is reduced to a JWK that
  * WebCrypto imports; the key type decides the algorithm (RSA → RS256,

@@ -1,5 +1,5 @@
 /**
- * Per-source token buckets for error answers (PROTOCOL.md §1). Time comes in
+ * Per-source token buckets for error answers (docs/protocol.md, "Transport"). Time comes in
  * as an argument; the table of sources is bounded.
  *
  * @example

@@ -5,7 +5,7 @@
  * @module
  */
 
-/** The stable codes of PROTOCOL.md §5, sent as the `error` claim. */
+/** The stable codes of docs/protocol.md "Error codes", sent as the `error` claim. */
 export type ErrorCode =
   | "MALFORMED_TOKEN"
   | "ALG_NOT_ALLOWED"

@@ -1,5 +1,5 @@
 /**
- * The per-group state machine of PROTOCOL.md §4, as pure functions.
+ * The per-group state machine of docs/protocol.md, "The state machine", as pure functions.
  *
  * @example
  * ```ts

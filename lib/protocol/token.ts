@@ -1,5 +1,5 @@
 /**
- * Request tokens in, response tokens out (PROTOCOL.md §3 and §5).
+ * Request tokens in, response tokens out (docs/protocol.md, "The request" and "The answer").
  *
  * Checks run in the protocol's order: shape, header `alg`, `sub`, group,
  * `alg` against the group's key, signature, then the other claims. The parts

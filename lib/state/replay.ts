@@ -1,5 +1,5 @@
 /**
- * The retransmission cache of PROTOCOL.md §6: answers by exact token text,
+ * The retransmission cache of docs/protocol.md, "Retransmissions and replays": answers by exact token text,
  * and the `jti`s seen per group, both kept until the token's `exp` plus the
  * leeway and bounded by a hard cap. Time comes in as an argument.
  *

@@ -35,7 +35,7 @@ function options(net: FakeNet, extra?: Partial<WalkOptions>): WalkOptions {
   };
 }
 
-Deno.test("walk() sends the claims of PROTOCOL.md §3 and completes a walk", async () => {
+Deno.test("walk() sends the request claims of docs/protocol.md and completes a walk", async () => {
   const net = new FakeNet();
   const steps: number[] = [];
   const result = await walk(

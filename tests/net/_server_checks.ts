@@ -1,6 +1,6 @@
 /**
  * Shared by the end-to-end server tests: the vectors' good groups, request
- * tokens signed with their keys, checks of the answers (PROTOCOL.md §5), a
+ * tokens signed with their keys, checks of the answers (docs/protocol.md, "The answer"), a
  * walk through the states, and tallies of the server's datagram log.
  *
  * @module
@@ -63,7 +63,7 @@ export async function token(
 }
 
 /**
- * Verifies an answer and the claims every answer carries (PROTOCOL.md §5).
+ * Verifies an answer and the claims every answer carries (docs/protocol.md, "The answer").
  *
  * @param answer The datagram received.
  * @param request The token it answers, for `id_request` (omit when the

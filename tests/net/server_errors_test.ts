@@ -1,6 +1,6 @@
 /**
  * End-to-end tests of `main.ts` over real UDP on loopback, as in
- * server_test.ts: hostile datagrams answered as PROTOCOL.md prescribes, the
+ * server_test.ts: hostile datagrams answered as docs/protocol.md prescribes, the
  * error-answer rate limit, and the command line's flags, exit codes and
  * start-up errors.
  *
@@ -32,7 +32,7 @@ import {
   token,
 } from "./_server_checks.ts";
 
-Deno.test("main.ts answers hostile datagrams as PROTOCOL.md prescribes and keeps serving", async (t) => {
+Deno.test("main.ts answers hostile datagrams as docs/protocol.md prescribes and keeps serving", async (t) => {
   /** The outcome each hostile datagram must leave in the log. */
   const expected: string[] = [];
   const stopped = await withServer({}, async (server) => {

@@ -181,7 +181,7 @@ Deno.test("main.ts exits 0 on SIGTERM after serving", async () => {
 
 Deno.test({
   name:
-    "main.ts answers a retransmitted token with the byte-identical cached answer (PROTOCOL.md §6)",
+    "main.ts answers a retransmitted token with the byte-identical cached answer (docs/protocol.md, retransmissions)",
   fn: async () => {
     await withServer({}, async (server) => {
       await withClient(async (client) => {
@@ -221,7 +221,7 @@ Deno.test({
   },
 });
 
-Deno.test("main.ts keeps group state and cached answers across a restart (PROTOCOL.md §4, §6)", async () => {
+Deno.test("main.ts keeps group state and cached answers across a restart (docs/protocol.md, state machine and retransmissions)", async () => {
   const stateDir = await Deno.makeTempDir({ prefix: "udpjwt_e2e_state_" });
   try {
     let t3 = "";
