@@ -115,6 +115,7 @@ async function checkSecret(keysPriv: string): Promise<SecretCheck> {
 export async function checkLab(options: CheckLabOptions): Promise<KeysReport> {
   const { keysPub, keysPriv, minRsaBits = 2048 } = options;
   const ring = await loadKeys(keysPub, { minRsaBits });
+  const byFile = new Map([...ring.groups.values()].map((k) => [k.file, k]));
   const names: string[] = [];
   for await (const entry of Deno.readDir(keysPub)) {
     if (entry.isFile) names.push(entry.name);
@@ -133,7 +134,7 @@ export async function checkLab(options: CheckLabOptions): Promise<KeysReport> {
       });
       continue;
     }
-    const loaded = [...ring.groups.values()].find((k) => k.file === file);
+    const loaded = byFile.get(file);
     if (loaded) {
       const { info } = loaded;
       rows.push({
