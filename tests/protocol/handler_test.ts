@@ -342,6 +342,34 @@ Deno.test("handlePacket() never acknowledges a step the store could not make dur
   assert.equal(memory.state("ALPHA"), 1);
 });
 
+Deno.test("handlePacket() survives a wall-clock step of an hour either way", async (t) => {
+  let offsetMs = 0;
+  const ctx = context({ now: () => new Date(NOW * 1000 + 123 + offsetMs) });
+  const first = await request(rsa, 0);
+  const reply = (await handlePacket(first, ctx)).reply;
+  assert.equal((await answer(reply)).next_number, 1);
+  await t.step("back: the cached answer is still resent", async () => {
+    offsetMs = -3_600_000;
+    const again = await handlePacket(first, ctx);
+    assert.equal(again.outcome, "replayed");
+    assert.deepEqual(again.reply, reply);
+  });
+  await t.step(
+    "forward: the token has expired, and nothing changes",
+    async () => {
+      offsetMs = 3_600_000;
+      const late = await handlePacket(first, ctx);
+      assert.equal(late.outcome, "TOKEN_EXPIRED");
+      assert.equal(ctx.store.state("ALPHA"), 0);
+    },
+  );
+  await t.step("back again: the group goes on where it was", async () => {
+    offsetMs = 0;
+    const next = await handlePacket(await request(rsa, 1), ctx);
+    assert.equal((await answer(next.reply)).next_number, 2);
+  });
+});
+
 Deno.test("otpTimestamp() writes UTC with +00:00, never Z", () => {
   assert.equal(
     otpTimestamp(new Date(Date.UTC(2026, 10, 23, 13, 38, 21, 123))),
