@@ -176,6 +176,17 @@ export class UdpServer {
       if (d > 0) delta[outcome] = d;
       total += d;
     }
+    const health = this.#ctx.store.health;
+    if (!health.writable) {
+      this.#log.warn(
+        "State not writable since {since}: {error}; {refused} steps refused in all",
+        {
+          since: health.since?.toISOString(),
+          error: health.error,
+          refused: health.refused,
+        },
+      );
+    }
     if (total === 0) return;
     this.#reported = new Map(this.counts);
     this.#log.info("Last {seconds} s: {total} datagrams: {counts}", {

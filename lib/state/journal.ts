@@ -24,6 +24,7 @@ import {
   type GroupRecord,
   MemoryStore,
   type StateStore,
+  type StoreHealth,
 } from "./store.ts";
 
 /** One journal line, decoded. */
@@ -233,18 +234,6 @@ export interface JournalOptions {
    * @default {Deno.open with append and create}
    */
   openFile?: (path: string) => Promise<JournalFile>;
-}
-
-/** Whether the journal takes new steps, for the status and health check. */
-export interface JournalHealth {
-  /** False while writes fail. */
-  writable: boolean;
-  /** The last write error, while not writable. */
-  error?: string;
-  /** When writes started failing (wall clock), while not writable. */
-  since?: Date;
-  /** Steps refused because they could not be made durable, in all. */
-  refused: number;
 }
 
 /** The result of {@linkcode JournalStore.open}. */
@@ -490,7 +479,7 @@ export class JournalStore implements StateStore {
   }
 
   /** Whether new steps can be made durable now. */
-  get health(): JournalHealth {
+  get health(): StoreHealth {
     const f = this.#failure;
     return f
       ? {

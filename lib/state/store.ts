@@ -45,6 +45,18 @@ export interface GroupEvent {
   replay?: ReplayEntry;
 }
 
+/** Whether new steps can be made durable now, for the operator. */
+export interface StoreHealth {
+  /** False while writes fail (a full disk). */
+  writable: boolean;
+  /** The last write error, while not writable. */
+  error?: string;
+  /** When writes started failing (wall clock), while not writable. */
+  since?: Date;
+  /** Steps refused because they could not be made durable, in all. */
+  refused: number;
+}
+
 /** Where group state lives. */
 export interface StateStore {
   /**
@@ -66,6 +78,8 @@ export interface StateStore {
   record(group: string, event: GroupEvent): Promise<void>;
   /** A snapshot of every group's record. */
   snapshot(): Record<string, GroupRecord>;
+  /** Whether new steps can be made durable now. */
+  readonly health: StoreHealth;
   /** Writes what is pending and releases files. */
   close(): Promise<void>;
 }
@@ -131,6 +145,9 @@ export class MemoryStore implements StateStore {
   durableState(group: string): number {
     return this.state(group);
   }
+
+  /** Memory is always writable. */
+  readonly health: StoreHealth = { writable: true, refused: 0 };
 
   record(group: string, event: GroupEvent): Promise<void> {
     let rec = this.#groups.get(group);
