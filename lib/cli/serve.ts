@@ -270,13 +270,6 @@ async function serve(config: Config, io: Io): Promise<number> {
       }
     }
   }
-  log.info("Ready: {groups} groups on {host} port {port}", {
-    groups: ring.groups.size,
-    host: server.addr.hostname,
-    port: server.addr.port,
-    rss: Deno.memoryUsage().rss,
-  });
-
   let stopping: Promise<void> | undefined;
   const stop = (signal: string) => {
     stopping ??= (async () => {
@@ -301,6 +294,14 @@ async function serve(config: Config, io: Io): Promise<number> {
     const h = s === "SIGHUP" ? reload : () => stop(s);
     Deno.addSignalListener(s, h);
     return [s, h] as const;
+  });
+  // Ready only once the signals are handled: a SIGTERM right after it is a
+  // clean stop, never the default action.
+  log.info("Ready: {groups} groups on {host} port {port}", {
+    groups: ring.groups.size,
+    host: server.addr.hostname,
+    port: server.addr.port,
+    rss: Deno.memoryUsage().rss,
   });
   await server.run();
   await stopping;
