@@ -11,10 +11,17 @@
  * @module
  */
 
-import { runSend } from "../lib/client/client.ts";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { runSend } from "../lib/cli/send.ts";
 import type { Io } from "../lib/cli/errors.ts";
+import {
+  ServerStartError,
+  type StartedServer,
+  startServer,
+} from "../tests/_server.ts";
 
-const ROOT = new URL("../", import.meta.url).pathname;
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
 
 function print(line: string): void {
   // deno-lint-ignore no-console
@@ -26,68 +33,29 @@ function printError(line: string): void {
   console.error(line);
 }
 
-/**
- * Reads lines into `seen` until one matches `re` (undefined at the end). The
- * iterator is left open, to read the rest later.
- */
-async function waitForLine(
-  lines: AsyncIterator<string>,
-  re: RegExp,
-  seen: string[],
-): Promise<RegExpMatchArray | undefined> {
-  while (true) {
-    const next = await lines.next();
-    if (next.done) return undefined;
-    seen.push(next.value);
-    const m = next.value.match(re);
-    if (m) return m;
-  }
-}
-
-async function* splitLines(
-  stream: ReadableStream<Uint8Array>,
-): AsyncGenerator<string> {
-  let rest = "";
-  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-    rest += chunk;
-    const parts = rest.split("\n");
-    rest = parts.pop() ?? "";
-    yield* parts;
-  }
-  if (rest !== "") yield rest;
-}
-
 async function demo(extra: string[]): Promise<number> {
   const tmp = await Deno.makeTempDir({ prefix: "udpjwt_demo_" });
-  const server = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-net=127.0.0.1",
-      `--allow-read=.,${tmp}`,
-      `--allow-write=${tmp}`,
-      "main.ts",
-      "127.0.0.1",
-      "0",
-      ".",
-      "--log-dir",
-      `${tmp}/logs`,
-      "--state-dir",
-      `${tmp}/state`,
-    ],
-    cwd: ROOT,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const lines = splitLines(server.stdout)[Symbol.asyncIterator]();
-  const seen: string[] = [];
+  let server: StartedServer | undefined;
   try {
-    const m = await waitForLine(lines, /^listening on (\S+) port (\d+)/, seen);
-    if (!m) {
-      printError(`demo: the server did not start:\n${seen.join("\n")}`);
+    try {
+      server = await startServer({
+        dir: ".",
+        logDir: `${tmp}/logs`,
+        stateDir: `${tmp}/state`,
+        // As narrow as `deno task start`, with the temporary directories.
+        permissions: [
+          "--allow-net=127.0.0.1",
+          `--allow-read=.,${tmp}`,
+          `--allow-write=${tmp}`,
+        ],
+        stderr: "inherit",
+      });
+    } catch (e) {
+      if (!(e instanceof ServerStartError)) throw e;
+      printError(`demo: the server did not start:\n${e.stdout.trimEnd()}`);
       return 1;
     }
-    const port = m[2]!;
+    const port = String(server.port);
     print(
       `demo: server on 127.0.0.1 port ${port}, state and logs in ${tmp}`,
     );
@@ -98,9 +66,9 @@ async function demo(extra: string[]): Promise<number> {
       "--group",
       "heartbeat",
       "--key",
-      `${ROOT}examples/heartbeat_demo.key`,
+      join(ROOT, "examples", "heartbeat_demo.key"),
       "--secret",
-      `${ROOT}keys_priv/key_secret_for_hmac.txt`,
+      join(ROOT, "keys_priv", "key_secret_for_hmac.txt"),
       "--registration",
       "20230001",
       "--registration",
@@ -122,16 +90,20 @@ async function demo(extra: string[]): Promise<number> {
     );
     return code;
   } finally {
-    server.kill("SIGTERM");
-    // The server's last line counts its outcomes: "replayed" answers are
-    // retransmissions answered from its cache.
-    await waitForLine(lines, /(?!)/, seen);
-    await server.status;
-    const stopped = seen.findLast((l) => l.includes("Stopped after"));
-    if (stopped) {
-      print(
-        `demo: server ${stopped.replace(/^.*Stopped after/, "stopped after")}`,
+    if (server) {
+      // The server's last line counts its outcomes: "replayed" answers are
+      // retransmissions answered from its cache.
+      const { stdout } = await server.stop();
+      const stopped = stdout.split("\n").findLast((l) =>
+        l.includes("Stopped after")
       );
+      if (stopped) {
+        print(
+          `demo: server ${
+            stopped.replace(/^.*Stopped after/, "stopped after")
+          }`,
+        );
+      }
     }
     await Deno.remove(tmp, { recursive: true });
   }
