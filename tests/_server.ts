@@ -83,12 +83,32 @@ export function runMain(args: string[]): Promise<CommandResult> {
  * @param message The failure message on a timeout.
  * @returns The exit code and output.
  */
-export async function runDeno(
+export function runDeno(
   args: string[],
   timeoutMs: number,
   message: string,
 ): Promise<CommandResult> {
-  const child = new Deno.Command(Deno.execPath(), {
+  return runCommand(Deno.execPath(), args, { timeoutMs, message });
+}
+
+/**
+ * Runs a program in the repository to completion, killing it and failing
+ * after `timeoutMs`.
+ *
+ * @param command The program.
+ * @param args Its arguments.
+ * @param options How long it may take, and the failure message then.
+ * @returns The exit code and output.
+ */
+export async function runCommand(
+  command: string,
+  args: string[],
+  options: { timeoutMs: number; message?: string },
+): Promise<CommandResult> {
+  const { timeoutMs } = options;
+  const message = options.message ??
+    `${command} ${args.join(" ")} did not finish in ${timeoutMs / 1000} s`;
+  const child = new Deno.Command(command, {
     args,
     cwd: REPO_ROOT,
     stdin: "null",

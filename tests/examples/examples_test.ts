@@ -19,10 +19,9 @@
 import assert from "node:assert/strict";
 import {
   type CommandResult,
-  REPO_ROOT,
+  runCommand,
   type StoppedServer,
   withServer,
-  withTimeout,
 } from "../_server.ts";
 
 /**
@@ -36,36 +35,12 @@ const PROBE_TIMEOUT_MS = 15_000;
 const VECTORS = "tests/testdata/vectors";
 
 /** Runs a command in the repository to completion, killed after a timeout. */
-async function run(
+function run(
   command: string,
   args: string[],
   timeoutMs: number,
 ): Promise<CommandResult> {
-  const child = new Deno.Command(command, {
-    args,
-    cwd: REPO_ROOT,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let out: Deno.CommandOutput;
-  try {
-    out = await withTimeout(
-      child.output(),
-      timeoutMs,
-      `${command} ${args.join(" ")} did not finish in ${timeoutMs / 1000} s`,
-    );
-  } catch (e) {
-    child.kill("SIGKILL");
-    await child.status;
-    throw e;
-  }
-  const text = new TextDecoder();
-  return {
-    code: out.code,
-    stdout: text.decode(out.stdout),
-    stderr: text.decode(out.stderr),
-  };
+  return runCommand(command, args, { timeoutMs });
 }
 
 /** The Python candidates, `UDPJWT_PYTHON` first when it may be read. */

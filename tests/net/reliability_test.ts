@@ -15,61 +15,27 @@ import {
   signRequest,
   VECTORS,
 } from "../_helpers.ts";
-import { REPO_ROOT, RUN_ARGS, UdpClient, withTimeout } from "../_server.ts";
+import {
+  runMain,
+  type StartedServer,
+  startServer,
+  UdpClient,
+  withTimeout,
+} from "../_server.ts";
 
 const SECRET = await Deno.readFile(
   `${VECTORS}keys_priv/key_secret_for_hmac.txt`,
 );
 const encoder = new TextEncoder();
 
-/** A server subprocess that a test may kill at any moment. */
-interface Spawned {
-  child: Deno.ChildProcess;
-  addr: Deno.NetAddr;
-  /** Everything printed so far, stdout and stderr. */
-  output: () => string;
+/** Starts the server on a lab directory, its logs and state inside it. */
+function spawn(dir: string): Promise<StartedServer> {
+  return startServer({ dir, logDir: `${dir}/logs`, stateDir: `${dir}/state` });
 }
 
-async function spawn(dir: string, extra: string[] = []): Promise<Spawned> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      ...RUN_ARGS,
-      "127.0.0.1",
-      "0",
-      dir,
-      ...extra,
-    ],
-    cwd: REPO_ROOT,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  // Console lines of both streams, in arrival order (warnings go to stderr).
-  let text = "";
-  for (const stream of [child.stdout, child.stderr]) {
-    (async () => {
-      for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-        text += chunk;
-      }
-    })().catch(() => {});
-  }
-  const port = await withTimeout(
-    (async () => {
-      while (true) {
-        // "Ready" follows the whole start-up summary.
-        const m = /Ready: \d+ groups on \S+ port (\d+)/.exec(text);
-        if (m) return Number(m[1]);
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    })(),
-    20_000,
-    "the server did not print its port",
-  );
-  return {
-    child,
-    addr: { transport: "udp", hostname: "127.0.0.1", port },
-    output: () => text,
-  };
+/** Everything the server printed so far, stdout and stderr. */
+function output(server: StartedServer): string {
+  return server.stdout() + server.stderr();
 }
 
 async function labDir(files: Record<string, string>): Promise<string> {
@@ -124,7 +90,7 @@ Deno.test("main.ts loses no acknowledged step when killed with SIGKILL at random
       const killAfter = Math.floor(random() * 250);
       const killed = (async () => {
         await new Promise((r) => setTimeout(r, killAfter));
-        server.child.kill("SIGKILL");
+        Deno.kill(server.pid, "SIGKILL");
       })();
       let sn = acked ? expected(acked.sn) : 0;
       if (acked) {
@@ -155,7 +121,7 @@ Deno.test("main.ts loses no acknowledged step when killed with SIGKILL at random
         sn = next as number;
       }
       await killed;
-      await server.child.status;
+      await server.stop();
       while (await client.next(50)); // answers that arrived late
     }
     assert.ok(steps >= iterations, `${steps} steps acknowledged`);
@@ -182,12 +148,9 @@ Deno.test("main.ts finishes in-flight datagrams and exits 0 within 2 s of SIGTER
       [0, 1, 2, 3, 4, 5, 6].map((n) => token("HEARTBEAT", n)),
     );
     for (const d of datagrams) await client.send(server.addr, d);
-    const t0 = performance.now();
-    server.child.kill("SIGTERM");
-    const status = await withTimeout(server.child.status, 5_000, "no exit");
-    const elapsed = performance.now() - t0;
-    assert.equal(status.code, 0);
-    assert.ok(elapsed < 2_000, `exited after ${Math.round(elapsed)} ms`);
+    const stopped = await server.stop(5_000);
+    assert.equal(stopped.code, 0, stopped.stderr);
+    assert.ok(stopped.stopSec < 2, `exited after ${stopped.stopSec} s`);
     const answered: unknown[] = [];
     for (let r = await client.next(200); r; r = await client.next(200)) {
       answered.push(await nextNumber(r));
@@ -199,7 +162,7 @@ Deno.test("main.ts finishes in-flight datagrams and exits 0 within 2 s of SIGTER
     // Whatever was answered is in the state the next server starts from.
     const restarted = await spawn(dir);
     try {
-      assert.match(restarted.output(), /state: .* \(1 groups/);
+      assert.match(output(restarted), /state: .* \(1 groups/);
       const last = answered.length; // events 0..last-1 were acknowledged
       assert.deepEqual(answered, [1, 2, 3, 4, 5, 6, 0].slice(0, last));
       if (last > 0) {
@@ -210,8 +173,7 @@ Deno.test("main.ts finishes in-flight datagrams and exits 0 within 2 s of SIGTER
         );
       }
     } finally {
-      restarted.child.kill("SIGTERM");
-      assert.equal((await restarted.child.status).code, 0);
+      assert.equal((await restarted.stop()).code, 0);
     }
   } finally {
     await client.close();
@@ -238,12 +200,12 @@ Deno.test("main.ts reloads keys_pub on SIGHUP, keeping the old key of a broken f
     );
     await Deno.writeTextFile(`${dir}/keys_pub/heartbeat.pem`, "broken\n");
     await Deno.remove(`${dir}/keys_pub/chedimon.pem`);
-    server.child.kill("SIGHUP");
+    Deno.kill(server.pid, "SIGHUP");
     await withTimeout(
       (async () => {
         // Two pipes: the warning on stderr may come after the info line.
         while (
-          !/Reloaded[^]*unusable|unusable[^]*Reloaded/.test(server.output())
+          !/Reloaded[^]*unusable|unusable[^]*Reloaded/.test(output(server))
         ) {
           await new Promise((r) => setTimeout(r, 20));
         }
@@ -252,11 +214,11 @@ Deno.test("main.ts reloads keys_pub on SIGHUP, keeping the old key of a broken f
       "no reload message",
     );
     assert.match(
-      server.output(),
+      output(server),
       /heartbeat\.pem is unusable .*keeping the previous key/,
     );
     assert.match(
-      server.output(),
+      output(server),
       /added \["SEGSANH"\].*removed \["CHEDIMON"\]/,
     );
 
@@ -267,8 +229,7 @@ Deno.test("main.ts reloads keys_pub on SIGHUP, keeping the old key of a broken f
     await client.send(server.addr, await token("CHEDIMON", 1));
     assert.equal(await nextNumber(await client.receive()), "UNKNOWN_GROUP");
   } finally {
-    server.child.kill("SIGTERM");
-    assert.equal((await server.child.status).code, 0);
+    assert.equal((await server.stop()).code, 0);
     await client.close();
     await Deno.remove(dir, { recursive: true });
   }
@@ -285,7 +246,7 @@ Deno.test("main.ts enforces a roster's member count and flags unlisted registrat
   const client = new UdpClient();
   const server = await spawn(dir);
   try {
-    assert.match(server.output(), /roster: .*groups\.json \(1 groups\)/);
+    assert.match(output(server), /roster: .*groups\.json \(1 groups\)/);
     await client.send(server.addr, await token("HEARTBEAT", 0));
     assert.equal(await nextNumber(await client.receive()), "SEQ_MAX_MISMATCH");
     await client.send(server.addr, await token("HEARTBEAT", 0, { seq_max: 3 }));
@@ -296,8 +257,7 @@ Deno.test("main.ts enforces a roster's member count and flags unlisted registrat
     );
     assert.equal(await nextNumber(await client.receive()), 2, "still accepted");
   } finally {
-    server.child.kill("SIGTERM");
-    assert.equal((await server.child.status).code, 0);
+    assert.equal((await server.stop()).code, 0);
     await client.close();
   }
   try {
@@ -320,14 +280,9 @@ Deno.test("main.ts refuses to start with a malformed roster, naming the file", a
   });
   try {
     await Deno.writeTextFile(`${dir}/groups.json`, '{"groups": {"A": ["x"]}}');
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "main.ts", "127.0.0.1", "0", dir],
-      cwd: REPO_ROOT,
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
+    const out = await runMain(["127.0.0.1", "0", dir]);
     assert.equal(out.code, 1);
-    const err = new TextDecoder().decode(out.stderr);
+    const err = out.stderr;
     assert.match(err, /groups\.json.*"A".*registration numbers/);
     assert.doesNotMatch(err, /at .*\.ts:\d+/);
   } finally {
