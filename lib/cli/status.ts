@@ -11,7 +11,8 @@
 import { formatTable, joinPath, labDirArgument, parseFlags } from "./_flags.ts";
 import { ConfigError, type Io } from "./errors.ts";
 import { colourOf } from "../protocol/fsm.ts";
-import { JournalStore, parseJournal, type Snapshot } from "../state/journal.ts";
+import { JournalStore, type Snapshot } from "../state/journal.ts";
+import { parseJournal } from "../state/journal_format.ts";
 import { loadRoster, type Roster } from "../state/roster.ts";
 import { applyEvent, emptyRecord, type GroupRecord } from "../state/store.ts";
 

@@ -10,7 +10,8 @@
 import assert from "node:assert/strict";
 import { runSend } from "../../lib/cli/send.ts";
 import type { Io } from "../../lib/cli/errors.ts";
-import { encodeJournalLine, type Snapshot } from "../../lib/state/journal.ts";
+import type { Snapshot } from "../../lib/state/journal.ts";
+import { encodeJournalLine } from "../../lib/state/journal_format.ts";
 import { parseRoster } from "../../lib/state/roster.ts";
 import { readState, runStatus, summarize } from "../../lib/cli/status.ts";
 import type { GroupEvent } from "../../lib/state/store.ts";

@@ -12,7 +12,7 @@ import assert from "node:assert/strict";
 import {
   encodeJournalLine,
   type JournalEntry,
-} from "../../lib/state/journal.ts";
+} from "../../lib/state/journal_format.ts";
 import { runMain, startServer } from "../_server.ts";
 
 const GROUPS = ["HEARTBEAT", "CHEDIMON", "SEGSANH"];

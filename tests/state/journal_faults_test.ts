@@ -8,24 +8,16 @@
 
 import assert from "node:assert/strict";
 import {
-  encodeJournalLine,
-  type JournalEntry,
   type JournalFile,
   type JournalLog,
   JournalStore,
   JournalUnavailableError,
-  parseJournal,
 } from "../../lib/state/journal.ts";
-import type { GroupEvent } from "../../lib/state/store.ts";
-
-function event(state: number, second = 0): GroupEvent {
-  return {
-    state,
-    registration: 20230000 + state,
-    completedWalk: state === 6,
-    at: new Date(Date.UTC(2026, 11, 1, 12, 0, second)),
-  };
-}
+import {
+  encodeJournalLine,
+  parseJournal,
+} from "../../lib/state/journal_format.ts";
+import { event, statesAfter, walks } from "./_journal_fixtures.ts";
 
 async function withDir(f: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "udpjwt-faults-" });
@@ -199,79 +191,6 @@ Deno.test("JournalStore cuts a partial write back before the next append, even w
     assert.deepEqual(parsed.entries.map((e) => e.event.state), [1, 2, 3]);
     await store.close();
   });
-});
-
-/** Three groups' walks, interleaved, as the journal holds them. */
-function walks(): JournalEntry[] {
-  const entries: JournalEntry[] = [];
-  let seq = 0;
-  for (let s = 1; s <= 6; s++) {
-    for (const group of ["ALPHA", "BRAVO", "CHARLIE"]) {
-      if (group === "CHARLIE" && s > 4) continue;
-      seq++;
-      entries.push({ seq, group, event: event(s, seq) });
-    }
-  }
-  return entries;
-}
-
-/** Each group's state after the given entries. */
-function statesAfter(entries: JournalEntry[]): Record<string, number> {
-  const states: Record<string, number> = {};
-  for (const e of entries) states[e.group] = e.event.state;
-  return states;
-}
-
-Deno.test("parseJournal() keeps every whole line of a journal cut at any byte", () => {
-  const entries = walks();
-  const lines = entries.map(encodeJournalLine);
-  const bytes = new TextEncoder().encode(lines.join(""));
-  const ends: number[] = [];
-  let end = 0;
-  for (const line of lines) ends.push(end += line.length);
-  for (let cut = 0; cut <= bytes.length; cut++) {
-    const p = parseJournal(bytes.subarray(0, cut));
-    const whole = ends.filter((e) => e <= cut).length;
-    assert.equal(p.entries.length, whole, `cut at ${cut}`);
-    assert.deepEqual(
-      statesAfter(p.entries),
-      statesAfter(entries.slice(0, whole)),
-      `cut at ${cut}`,
-    );
-    const torn = cut - (ends[whole - 1] ?? 0);
-    assert.equal(p.damage !== undefined, torn > 0, `cut at ${cut}`);
-    if (torn > 0) assert.deepEqual(p.damaged, [[cut - torn, cut]]);
-  }
-});
-
-Deno.test("parseJournal() loses only the line with a flipped byte", () => {
-  const entries = walks();
-  const lines = entries.map(encodeJournalLine);
-  const bytes = new TextEncoder().encode(lines.join(""));
-  const lineOf = (offset: number) => {
-    let end = 0;
-    return lines.findIndex((l) => offset < (end += l.length));
-  };
-  for (let i = 0; i < bytes.length; i += 7) {
-    const copy = bytes.slice();
-    copy[i]! ^= 0x20;
-    const p = parseJournal(copy);
-    const hit = lineOf(i);
-    if (copy[i] === 0x0a || bytes[i] === 0x0a) {
-      // A newline made or unmade: at most the two lines it touches are lost.
-      assert.ok(p.entries.length >= entries.length - 2, `byte ${i}`);
-    } else {
-      assert.deepEqual(
-        p.entries.map((e) => e.seq),
-        entries.filter((_, k) => k !== hit).map((e) => e.seq),
-        `byte ${i}`,
-      );
-    }
-    // Whatever is kept was written whole: never a state nobody recorded.
-    for (const e of p.entries) {
-      assert.deepEqual(e, entries[e.seq - 1], `byte ${i}`);
-    }
-  }
 });
 
 Deno.test("JournalStore.open() recovers a journal cut at a sample of bytes, setting the tail aside", async () => {

@@ -1,34 +1,12 @@
 import assert from "node:assert/strict";
-import {
-  encodeJournalLine,
-  type JournalEntry,
-  JournalStore,
-  parseJournal,
-} from "../../lib/state/journal.ts";
+import { JournalStore } from "../../lib/state/journal.ts";
+import { entry, journalBytes } from "./_journal_fixtures.ts";
 import {
   applyEvent,
   emptyRecord,
   MAX_REGISTRATIONS,
   MAX_WALK_TIMES,
 } from "../../lib/state/store.ts";
-
-function entry(seq: number, state: number, extra?: object): JournalEntry {
-  return {
-    seq,
-    group: "ALPHA",
-    event: {
-      state,
-      registration: 20230000 + state,
-      completedWalk: state === 6,
-      at: new Date(Date.UTC(2026, 10, 23, 12, 0, seq)),
-      ...extra,
-    },
-  };
-}
-
-function journalBytes(entries: JournalEntry[]): Uint8Array {
-  return new TextEncoder().encode(entries.map(encodeJournalLine).join(""));
-}
 
 async function withDir(f: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "udpjwt-journal-" });
@@ -38,76 +16,6 @@ async function withDir(f: (dir: string) => Promise<void>): Promise<void> {
     await Deno.remove(dir, { recursive: true });
   }
 }
-
-Deno.test("parseJournal() decodes what encodeJournalLine() wrote", () => {
-  const reply = new TextEncoder().encode("h.p.s");
-  const entries = [
-    entry(1, 0),
-    entry(2, 1, {
-      unlisted: true,
-      replay: {
-        token: "a.b.c",
-        group: "ALPHA",
-        jti: "j1",
-        reply,
-        expiresAt: 99,
-      },
-    }),
-  ];
-  const parsed = parseJournal(journalBytes(entries));
-  assert.equal(parsed.damage, undefined);
-  assert.equal(parsed.entries.length, 2);
-  assert.deepEqual(parsed.entries[0], entries[0]);
-  assert.deepEqual(parsed.entries[1], entries[1]);
-});
-
-Deno.test("parseJournal() keeps the valid prefix of a damaged journal", async (t) => {
-  const good = journalBytes([entry(1, 0), entry(2, 1)]);
-  const third = journalBytes([entry(3, 2)]);
-  const all = new Uint8Array([...good, ...third]);
-  await t.step("a torn last line", () => {
-    for (let cut = 1; cut < third.length; cut++) {
-      const p = parseJournal(all.subarray(0, good.length + cut));
-      assert.equal(p.entries.length, 2, `cut at ${cut}`);
-      assert.equal(p.validLength, good.length);
-      assert.ok(p.damage);
-    }
-  });
-  await t.step("a flipped bit in any byte of the last line", () => {
-    for (let i = good.length; i < all.length - 1; i++) {
-      const copy = all.slice();
-      copy[i]! ^= 0x04;
-      const p = parseJournal(copy);
-      assert.equal(p.entries.length, 2, `byte ${i}`);
-      assert.match(p.damage ?? "", /line 3/);
-    }
-  });
-  await t.step("a sequence gap is kept (a writer gave up on a line)", () => {
-    const p = parseJournal(journalBytes([entry(1, 0), entry(3, 2)]));
-    assert.equal(p.entries.length, 2);
-    assert.equal(p.damage, undefined);
-  });
-  await t.step("a sequence that goes back is damage", () => {
-    const p = parseJournal(journalBytes([entry(2, 0), entry(1, 2)]));
-    assert.equal(p.entries.length, 1);
-    assert.match(p.damage ?? "", /sequence 1 after 2/);
-  });
-  await t.step("whole lines after a damaged one are kept", () => {
-    const copy = all.slice();
-    copy[10]! ^= 0x04; // in line 1
-    const p = parseJournal(copy);
-    assert.deepEqual(p.entries.map((e) => e.seq), [2, 3]);
-    assert.equal(p.validLength, 0);
-    assert.deepEqual(p.damaged, [[0, good.indexOf(0x0a) + 1]]);
-    assert.match(p.damage ?? "", /line 1: checksum mismatch/);
-  });
-  await t.step("garbage after valid lines", () => {
-    const junk = new TextEncoder().encode("\0\0\0\0garbage\n");
-    const p = parseJournal(new Uint8Array([...good, ...junk]));
-    assert.equal(p.entries.length, 2);
-    assert.equal(p.validLength, good.length);
-  });
-});
 
 Deno.test("JournalStore keeps acknowledged state across a reopen", async () => {
   await withDir(async (dir) => {
