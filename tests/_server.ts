@@ -561,7 +561,15 @@ export async function withServer(
   }
 }
 
-async function readLog(logDir: string): Promise<Record<string, unknown>[]> {
+/**
+ * Reads a server's JSON Lines log (`udpjwt.jsonl` in its `--log-dir`).
+ *
+ * @param logDir The log directory.
+ * @returns One parsed object per line; none when there is no log file.
+ */
+export async function readLog(
+  logDir: string,
+): Promise<Record<string, unknown>[]> {
   let text: string;
   try {
     text = await Deno.readTextFile(`${logDir}/udpjwt.jsonl`);
