@@ -13,6 +13,7 @@
  */
 
 import { joinPath, parseFlags, usageError, wholeNumber } from "./_flags.ts";
+import { ConfigError } from "./errors.ts";
 
 /** Log levels accepted by `--log-level`. */
 export const LOG_LEVELS = ["debug", "info", "warning", "error"] as const;
@@ -58,6 +59,35 @@ export interface Config {
   logLevel: LogLevel;
   /** Signature verification backend. */
   verify: "auto" | "openssl" | "webcrypto";
+  /** The HTTP side's address (dashboard, metrics, health), when on. */
+  http?: { hostname: string; port: number };
+  /** The file holding the HTTP side's bearer token, when one is required. */
+  httpToken?: string;
+}
+
+/** Whether an address is loopback only (the HTTP side needs no token there). */
+export function isLoopback(hostname: string): boolean {
+  return hostname === "localhost" || hostname === "::1" ||
+    hostname.startsWith("127.");
+}
+
+/**
+ * Parses \`--http ADDR:PORT\` (\`[::1]:PORT\` for IPv6).
+ *
+ * @param text The flag's value.
+ * @returns The address and port.
+ * @throws {ConfigError} With exit code 2 when it is not ADDR:PORT.
+ */
+function parseHttpAddress(text: string): { hostname: string; port: number } {
+  const m = /^(?:\[([^\]\s]+)\]|([^:\s\[\]]+)):(\d{1,5})$/.exec(text);
+  const port = Number(m?.[3]);
+  if (!m || port > 65535) {
+    throw usageError(
+      `Invalid value for --http: "${text}": expected ADDR:PORT, such as 127.0.0.1:44580 or [::1]:44580`,
+      USAGE,
+    );
+  }
+  return { hostname: (m[1] ?? m[2])!, port };
 }
 
 /** What the command line asks for. */
@@ -104,6 +134,10 @@ Options:
   --log-level LEVEL      debug, info, warning or error (default info)
   --verify BACKEND       auto, openssl or webcrypto (default auto: OpenSSL's
                          libcrypto through FFI when it opens, else WebCrypto)
+  --http ADDR:PORT       serve the live dashboard, /metrics, /healthz and
+                         /api/status over HTTP (off by default)
+  --http-token FILE      require the token in FILE on every HTTP request
+                         (needed when --http is not a loopback address)
   -h, --help             show this help
   -V, --version          show the version
 
@@ -138,6 +172,8 @@ export function parseConfig(args: readonly string[]): Command {
       "error-burst": { type: "string" },
       "log-level": { type: "string" },
       "verify": { type: "string" },
+      "http": { type: "string" },
+      "http-token": { type: "string" },
       "help": { type: "boolean", short: "h" },
       "version": { type: "boolean", short: "V" },
     },
@@ -178,6 +214,20 @@ export function parseConfig(args: readonly string[]): Command {
     throw usageError(
       `Invalid value for --verify: "${verify}": expected auto, openssl or webcrypto`,
       USAGE,
+    );
+  }
+  const http = v.http === undefined ? undefined : parseHttpAddress(v.http);
+  const httpToken = v["http-token"];
+  if (httpToken !== undefined && !http) {
+    throw usageError("--http-token needs --http ADDR:PORT", USAGE);
+  }
+  if (httpToken === "") {
+    throw usageError("Invalid --http-token: empty path", USAGE);
+  }
+  if (http && !isLoopback(http.hostname) && httpToken === undefined) {
+    // One line, no usage text: the fix is in the message.
+    throw new ConfigError(
+      `--http ${v.http} is not a loopback address: pass --http-token FILE (a file holding a secret token) so that only its holders can see the lab`,
     );
   }
   const config: Config = {
@@ -227,6 +277,8 @@ export function parseConfig(args: readonly string[]): Command {
     }),
     logLevel: logLevel as LogLevel,
     verify,
+    ...(http ? { http } : {}),
+    ...(httpToken !== undefined ? { httpToken } : {}),
   };
   return { command: "serve", config: Object.freeze(config) };
 }

@@ -7,28 +7,26 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { type Config, parseConfig, USAGE } from "./config.ts";
+import { type Config, isLoopback, parseConfig, USAGE } from "./config.ts";
 import { ConfigError, fileProblem, type Io } from "./errors.ts";
 import { closeLogging, DATAGRAM_CATEGORY, setupLogging } from "./log.ts";
 import { VERSION } from "./version.ts";
 import { type KeyRing, loadKeys } from "../keys/key_ring.ts";
 import { describeKey } from "../keys/public_key.ts";
 import { selectBackend, type VerifyBackend } from "../keys/verify.ts";
+import { type HttpSide, startHttp } from "../net/http.ts";
+import { type LiveView, Monitor } from "../net/monitor.ts";
 import { UdpServer } from "../net/server.ts";
 import { randomHex32 } from "../protocol/handler.ts";
 import { JournalStore } from "../state/journal.ts";
 import { ReplayCache } from "../state/replay.ts";
 import { loadRoster, type Roster } from "../state/roster.ts";
+import { summarize } from "./status.ts";
 
 /** The demo material shipped in the repository, recognised to warn about it. */
 const DEMO_SECRET_PREFIX = "udpjwt-demo-";
 const DEMO_KEY_FINGERPRINT =
   "SHA256:ZPSysEdXSgj54yVQGuWjLk0G9chXaMHGTyhnwMXCQjc";
-
-function isLoopback(hostname: string): boolean {
-  return hostname === "localhost" || hostname === "::1" ||
-    hostname.startsWith("127.");
-}
 
 async function readSecret(dir: string): Promise<[string, Uint8Array]> {
   const file = `${dir.replace(/[\\/]+$/, "")}/key_secret_for_hmac.txt`;
@@ -121,15 +119,124 @@ function listen(config: Config): Deno.DatagramConn {
   }
 }
 
+async function readToken(file: string): Promise<string> {
+  let token: string;
+  try {
+    token = (await Deno.readTextFile(file)).trim();
+  } catch (e) {
+    throw new ConfigError(
+      `Cannot read the HTTP token "${file}": ${
+        fileProblem(e)
+      }: write a secret token into it (for example: openssl rand -hex 24 > ${file})`,
+      { exitCode: 1 },
+    );
+  }
+  if (token.length < 16 || /\s/.test(token)) {
+    throw new ConfigError(
+      `The HTTP token in "${file}" must be one word of at least 16 characters: write a secret token into it (for example: openssl rand -hex 24 > ${file})`,
+      { exitCode: 1 },
+    );
+  }
+  return token;
+}
+
+async function listenHttp(
+  config: Config,
+  view: LiveView,
+  monitor: Monitor,
+): Promise<HttpSide> {
+  const { hostname, port } = config.http!;
+  const token = config.httpToken === undefined
+    ? undefined
+    : await readToken(config.httpToken);
+  const log = getLogger(["udpjwt", "http"]);
+  try {
+    return await startHttp({
+      hostname,
+      port,
+      view,
+      monitor,
+      ...(token === undefined ? {} : { token }),
+      onError: (e) => log.error("HTTP handler failed: {error}", { error: e }),
+    });
+  } catch (e) {
+    const why = e instanceof Deno.errors.AddrInUse
+      ? "the address is already in use"
+      : e instanceof Deno.errors.AddrNotAvailable
+      ? "the address is not available on this machine"
+      : e instanceof Deno.errors.PermissionDenied
+      ? "permission denied (ports below 1024 need privileges)"
+      : undefined;
+    if (why === undefined) throw e;
+    throw new ConfigError(
+      `Cannot serve HTTP on ${hostname} port ${port}: ${why}: pick another --http ADDR:PORT`,
+      { exitCode: 1, cause: e },
+    );
+  }
+}
+
+/** The running server as the HTTP side sees it. */
+function liveView(
+  server: UdpServer,
+  store: JournalStore,
+  replay: ReplayCache,
+  monitor: Monitor,
+  config: Config,
+  roster: Roster | undefined,
+  warnings: string[],
+): LiveView {
+  const view: LiveView = {
+    counts: () => server.counts,
+    inFlight: () => server.inFlight,
+    answerCacheEntries: () => replay.size,
+    records: () => store.records(),
+    keys: () =>
+      [...server.context.keys.values()].map((k) => ({
+        group: k.group,
+        alg: k.info.alg,
+        fingerprint: k.fingerprint,
+      })),
+    health: () => {
+      if (!server.receiving) {
+        return { ok: false, reason: "the UDP loop is not receiving" };
+      }
+      const h = store.health;
+      return h.writable ? { ok: true } : {
+        ok: false,
+        reason:
+          `the state journal is not writable since ${h.since?.toISOString()}: ${h.error}; ${h.refused} steps refused`,
+      };
+    },
+    status: () => ({
+      stateDir: config.stateDir,
+      roster: roster ? config.roster : null,
+      warnings,
+      groups: summarize(Object.fromEntries(store.records()), roster),
+      keys: view.keys(),
+      errors: monitor.errorsByGroup(),
+      health: view.health(),
+    }),
+  };
+  return view;
+}
+
 /** Facts for the start-up summary besides the config and the keys. */
 interface Facts {
   verify: string;
   secretFile: string;
   secretBytes: number;
   logFile: string;
+  http: HttpSide | undefined;
   roster: Roster | undefined;
   groupsInState: number;
   cachedAnswers: number;
+}
+
+function httpOrigin(addr: Deno.NetAddr): string {
+  const host = addr.hostname.includes(":")
+    ? `[${addr.hostname}]`
+    : addr.hostname;
+  return `http://${host}:${addr.port}`;
 }
 
 function summary(
@@ -146,6 +253,15 @@ function summary(
     `verify: ${facts.verify}`,
     `HMAC secret: ${facts.secretFile} (${facts.secretBytes} bytes)`,
     `log: ${facts.logFile}`,
+    ...(facts.http
+      ? [
+        `http: ${
+          httpOrigin(facts.http.addr)
+        }/ (dashboard; /metrics, /healthz, /api/status, /events${
+          config.httpToken ? "; token required" : ""
+        })`,
+      ]
+      : []),
     `state: ${config.stateDir} (${facts.groupsInState} groups, ${facts.cachedAnswers} cached answers restored; ${
       config.fsync ? "fsync before answering" : "NO fsync"
     })`,
@@ -202,6 +318,7 @@ async function serve(config: Config, io: Io): Promise<number> {
   const log = getLogger(["udpjwt"]);
   const roster = await loadRoster(config.roster);
   const replay = new ReplayCache({ maxEntries: config.replayCache });
+  const monitor = config.http ? new Monitor() : undefined;
   const nowSec = () => Date.now() / 1000;
   let journal;
   try {
@@ -210,6 +327,7 @@ async function serve(config: Config, io: Io): Promise<number> {
       nowSec,
       replayEntries: () => replay.entries(nowSec()),
       log: getLogger(["udpjwt", "journal"]),
+      ...(monitor ? { onCommit: (s: number) => monitor.commit(s) } : {}),
     });
   } catch (e) {
     throw new ConfigError(
@@ -238,6 +356,26 @@ async function serve(config: Config, io: Io): Promise<number> {
     { events: log, datagrams: getLogger([...DATAGRAM_CATEGORY]) },
     config,
   );
+  let http: HttpSide | undefined;
+  if (monitor) {
+    server.observer = (r, seconds) => monitor.datagram(r, seconds);
+    const view = liveView(
+      server,
+      store,
+      replay,
+      monitor,
+      config,
+      roster,
+      journal.warnings,
+    );
+    try {
+      http = await listenHttp(config, view, monitor);
+    } catch (e) {
+      await server.close(0);
+      await store.close();
+      throw e;
+    }
+  }
   const facts: Facts = {
     verify: selected.note
       ? `${backend.description} (${selected.note})`
@@ -245,6 +383,7 @@ async function serve(config: Config, io: Io): Promise<number> {
     secretFile,
     secretBytes: secret.length,
     logFile,
+    http,
     roster,
     groupsInState: Object.keys(store.snapshot()).length,
     cachedAnswers: replay.size,
@@ -305,6 +444,7 @@ async function serve(config: Config, io: Io): Promise<number> {
   });
   await server.run();
   await stopping;
+  await http?.close();
   for (const [s, h] of handlers) Deno.removeSignalListener(s, h);
   await store.close();
   const total = [...server.counts.values()].reduce((a, b) => a + b, 0);

@@ -60,6 +60,7 @@ export class UdpServer {
   #budget: ErrorBudget;
   #inFlight = new Set<Promise<void>>();
   #closed = false;
+  #loopEnded = false;
   #loop: Promise<void> | undefined;
   #summaryMs: number;
   #summaryTimer: ReturnType<typeof setInterval> | undefined;
@@ -68,6 +69,11 @@ export class UdpServer {
   #limitedTimer: ReturnType<typeof setInterval> | undefined;
   /** Datagrams by outcome (`ok`, error codes, `no_action`, `dropped:*`). */
   readonly counts: Map<string, number> = new Map();
+  /**
+   * Told of every datagram once it is answered or dropped, with the seconds
+   * since it was received (the HTTP side's monitor).
+   */
+  observer: ((r: PacketResult, seconds: number) => void) | undefined;
 
   /**
    * @param conn A bound datagram socket; the server owns it from now on.
@@ -101,6 +107,16 @@ export class UdpServer {
   /** The bound address. */
   get addr(): Deno.NetAddr {
     return this.#conn.addr as Deno.NetAddr;
+  }
+
+  /** Datagrams being handled now. */
+  get inFlight(): number {
+    return this.#inFlight.size;
+  }
+
+  /** Whether the receive loop is running (started, not closed, not ended). */
+  get receiving(): boolean {
+    return this.#loop !== undefined && !this.#closed && !this.#loopEnded;
   }
 
   /** The handler context (keys can be swapped in place). */
@@ -162,7 +178,9 @@ export class UdpServer {
       Deno.unrefTimer(this.#summaryTimer as unknown as number);
       this.#limitedTimer = setInterval(() => this.#flushLimited(), 1000);
       Deno.unrefTimer(this.#limitedTimer as unknown as number);
-      this.#loop = this.#receiveLoop();
+      this.#loop = this.#receiveLoop().finally(() => {
+        this.#loopEnded = true;
+      });
     }
     return this.#loop;
   }
@@ -354,6 +372,8 @@ export class UdpServer {
     r: PacketResult,
   ): void {
     this.#count(r.outcome);
+    const elapsed = performance.now() - started;
+    this.observer?.(r, elapsed / 1000);
     if (r.outcome === "dropped:rate_limit") {
       // A flooding source would otherwise cost a log record per datagram:
       // its rate-limited drops are summed and logged once a second.
@@ -375,7 +395,7 @@ export class UdpServer {
       seq_state_number: c?.seqStateNumber ?? null,
       next_number: r.nextNumber ?? null,
       registration: c?.registration ?? null,
-      us: Math.round((performance.now() - started) * 1000),
+      us: Math.round(elapsed * 1000),
     });
     this.#logEvent(peer, r);
   }

@@ -5,19 +5,23 @@
  * @module
  */
 
-/** The stable codes of docs/protocol.md "Error codes", sent as the `error` claim. */
-export type ErrorCode =
-  | "MALFORMED_TOKEN"
-  | "ALG_NOT_ALLOWED"
-  | "MISSING_CLAIM"
-  | "BAD_CLAIM"
-  | "UNKNOWN_GROUP"
-  | "BAD_SIGNATURE"
-  | "BAD_AUDIENCE"
-  | "TOKEN_EXPIRED"
-  | "TOKEN_NOT_YET_VALID"
-  | "SEQ_MAX_MISMATCH"
-  | "JTI_REUSED";
+/** The stable codes of docs/protocol.md "Error codes". */
+export const ERROR_CODES = [
+  "MALFORMED_TOKEN",
+  "ALG_NOT_ALLOWED",
+  "MISSING_CLAIM",
+  "BAD_CLAIM",
+  "UNKNOWN_GROUP",
+  "BAD_SIGNATURE",
+  "BAD_AUDIENCE",
+  "TOKEN_EXPIRED",
+  "TOKEN_NOT_YET_VALID",
+  "SEQ_MAX_MISMATCH",
+  "JTI_REUSED",
+] as const;
+
+/** One of {@linkcode ERROR_CODES}, sent as the `error` claim. */
+export type ErrorCode = typeof ERROR_CODES[number];
 
 /**
  * A request that the protocol rejects. `code` becomes the `error` claim of the

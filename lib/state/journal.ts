@@ -95,6 +95,8 @@ export interface JournalOptions {
   replayEntries?: () => ReplayEntry[];
   /** Where write failures and recoveries are logged. */
   log?: JournalLog;
+  /** Told how long each batch took to write (and fdatasync), in seconds. */
+  onCommit?: (seconds: number) => void;
   /**
    * Opens the journal for appending (tests inject failing files).
    * @default {Deno.open with append and create}
@@ -172,6 +174,7 @@ export class JournalStore implements StateStore {
   #dirty = false;
   #linesSinceSnapshot: number;
   #fsync: boolean;
+  #onCommit: ((seconds: number) => void) | undefined;
   #compactEvery: number;
   #replayEntries: () => ReplayEntry[];
   #nowSec: () => number;
@@ -212,6 +215,7 @@ export class JournalStore implements StateStore {
     this.#goodLength = position.length;
     this.#linesSinceSnapshot = 0;
     this.#fsync = options.fsync ?? true;
+    this.#onCommit = options.onCommit;
     this.#compactEvery = options.compactEvery ?? 10_000;
     this.#replayEntries = options.replayEntries ?? (() => []);
     this.#nowSec = options.nowSec ?? (() => Date.now() / 1000);
@@ -344,6 +348,11 @@ export class JournalStore implements StateStore {
     return this.#durable.snapshot();
   }
 
+  /** Every group's durable record, live and read-only. */
+  records(): ReadonlyMap<string, Readonly<GroupRecord>> {
+    return this.#durable.records();
+  }
+
   /** Whether new steps can be made durable now. */
   get health(): StoreHealth {
     const f = this.#failure;
@@ -397,9 +406,11 @@ export class JournalStore implements StateStore {
     try {
       if (this.#dirty) await this.#cutBack();
       this.#dirty = true;
+      const started = performance.now();
       await writeAll(this.#file, bytes);
       if (this.#fsync) await this.#file.syncData();
       this.#dirty = false;
+      this.#onCommit?.((performance.now() - started) / 1000);
     } catch (e) {
       this.#writeFailed(e, batch);
       // Cut the partial write off now if the disk lets us, else before the

@@ -78,6 +78,8 @@ export interface StateStore {
   record(group: string, event: GroupEvent): Promise<void>;
   /** A snapshot of every group's record. */
   snapshot(): Record<string, GroupRecord>;
+  /** Every group's durable record, live and read-only (no copy). */
+  records(): ReadonlyMap<string, Readonly<GroupRecord>>;
   /** Whether new steps can be made durable now. */
   readonly health: StoreHealth;
   /** Writes what is pending and releases files. */
@@ -158,6 +160,10 @@ export class MemoryStore implements StateStore {
 
   snapshot(): Record<string, GroupRecord> {
     return structuredClone(Object.fromEntries(this.#groups));
+  }
+
+  records(): ReadonlyMap<string, Readonly<GroupRecord>> {
+    return this.#groups;
   }
 
   close(): Promise<void> {

@@ -18,7 +18,7 @@ import {
   sha256Hex,
   signRequest,
 } from "../_helpers.ts";
-import type { UdpClient } from "../_server.ts";
+import type { UdpClient } from "../_udp_client.ts";
 
 /** The six good groups of the vectors, one per accepted key format. */
 export const GROUPS = [

@@ -44,7 +44,8 @@ import {
   sha256Hex,
   signRequest,
 } from "../_helpers.ts";
-import { type RunningServer, UdpClient, withServer } from "../_server.ts";
+import { type RunningServer, withServer } from "../_server.ts";
+import { UdpClient } from "../_udp_client.ts";
 import { generate, signPools } from "./_fuzz_inputs.ts";
 import { Rng } from "./_rng.ts";
 

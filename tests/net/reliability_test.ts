@@ -19,9 +19,9 @@ import {
   runMain,
   type StartedServer,
   startServer,
-  UdpClient,
   withTimeout,
 } from "../_server.ts";
+import { UdpClient } from "../_udp_client.ts";
 
 const SECRET = await Deno.readFile(
   `${VECTORS}keys_priv/key_secret_for_hmac.txt`,

@@ -16,7 +16,8 @@ import {
   signRequest,
   VECTORS,
 } from "../_helpers.ts";
-import { startServer, UdpClient } from "../_server.ts";
+import { startServer } from "../_server.ts";
+import { UdpClient } from "../_udp_client.ts";
 
 const SECRET = await Deno.readFile(
   `${VECTORS}keys_priv/key_secret_for_hmac.txt`,

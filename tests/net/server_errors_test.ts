@@ -20,7 +20,8 @@ import {
   signRequest,
   VECTORS,
 } from "../_helpers.ts";
-import { runMain, withClient, withServer } from "../_server.ts";
+import { runMain, withServer } from "../_server.ts";
+import { withClient } from "../_udp_client.ts";
 import {
   checkError,
   checkOk,

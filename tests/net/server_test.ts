@@ -13,7 +13,8 @@
 
 import assert from "node:assert/strict";
 import { hasIpv6, payloadBytes } from "../_helpers.ts";
-import { withClient, withServer } from "../_server.ts";
+import { withServer } from "../_server.ts";
+import { withClient } from "../_udp_client.ts";
 import { selectBackend } from "../../lib/keys/verify.ts";
 import {
   checkError,

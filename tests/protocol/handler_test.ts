@@ -283,6 +283,7 @@ Deno.test("handlePacket() answers only once the store says the event is durable"
     state: (g: string) => memory.state(g),
     durableState: (g: string) => memory.state(g),
     snapshot: () => memory.snapshot(),
+    records: () => memory.records(),
     health: memory.health,
     close: () => memory.close(),
     record: async (g: string, e: Parameters<MemoryStore["record"]>[1]) => {
@@ -313,6 +314,7 @@ Deno.test("handlePacket() never acknowledges a step the store could not make dur
     state: (g: string) => memory.state(g),
     durableState: (g: string) => memory.state(g),
     snapshot: () => memory.snapshot(),
+    records: () => memory.records(),
     health: memory.health,
     close: () => memory.close(),
     record: (g: string, e: Parameters<MemoryStore["record"]>[1]) =>
