@@ -106,3 +106,39 @@ Deno.test("parseConfig() rejects bad flags and values with exit code 2, naming t
     });
   }
 });
+
+Deno.test("parseConfig() reads --http ADDR:PORT (IPv6 in brackets) and requires --http-token off loopback", () => {
+  const serve = (args: string[]) => {
+    const parsed = parseConfig(args);
+    assert.equal(parsed.command, "serve");
+    return parsed.command === "serve" ? parsed.config : undefined;
+  };
+  assert.equal(serve([])?.http, undefined, "off by default");
+  assert.deepEqual(serve(["--http", "127.0.0.1:44580"])?.http, {
+    hostname: "127.0.0.1",
+    port: 44580,
+  });
+  assert.deepEqual(serve(["--http", "[::1]:0"])?.http, {
+    hostname: "::1",
+    port: 0,
+  });
+  assert.equal(serve(["--http", "localhost:8080"])?.httpToken, undefined);
+  const lan = serve(["--http", "0.0.0.0:80", "--http-token", "t.txt"]);
+  assert.deepEqual(lan?.http, { hostname: "0.0.0.0", port: 80 });
+  assert.equal(lan?.httpToken, "t.txt");
+  assert.throws(
+    () => parseConfig(["--http", "10.0.0.5:8080"]),
+    (e: unknown) =>
+      e instanceof ConfigError && e.exitCode === 2 && !e.showUsage &&
+      /not a loopback address: pass --http-token FILE/.test(e.message),
+  );
+  for (const bad of ["8080", "host:", ":8080", "[::1]", "a:70000", "a b:1"]) {
+    assert.throws(
+      () => parseConfig(["--http", bad]),
+      (e: unknown) =>
+        e instanceof ConfigError && e.exitCode === 2 &&
+        e.message.includes(`"${bad}"`),
+      bad,
+    );
+  }
+});

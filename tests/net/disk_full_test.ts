@@ -1,8 +1,8 @@
 /**
  * A full disk, for real: a small tmpfs mounted for the test holds the
  * server's state and log directories, is filled up in the middle of a walk,
- * then freed. Needs the right to mount (root here); skips, saying so,
- * elsewhere.
+ * then freed; `/healthz` says 503 and why while it is full, 200 after.
+ * Needs the right to mount (root here); skips, saying so, elsewhere.
  *
  * @module
  */
@@ -105,7 +105,15 @@ Deno.test({
     const stateDir = `${root}/state`;
     const logDir = `${root}/logs`;
     try {
-      let server = await startServer({ stateDir, logDir });
+      let server = await startServer({
+        stateDir,
+        logDir,
+        args: ["--http", "127.0.0.1:0"],
+      });
+      const health = async () => {
+        const r = await fetch(`${server.http}/healthz`);
+        return `${r.status} ${await r.text()}`;
+      };
       const client = new UdpClient();
       try {
         let last: { request: Uint8Array; reply: Uint8Array } | undefined;
@@ -136,6 +144,10 @@ Deno.test({
           state = n;
         }
         assert.ok(refused, "a step that cannot be written is not answered");
+        assert.match(
+          await health(),
+          /^503 the state journal is not writable since .*: .*steps refused/,
+        );
 
         // An acknowledged step's retransmission gets its answer again, byte
         // for byte; a new request that changes nothing is answered.
@@ -161,6 +173,7 @@ Deno.test({
           assert.equal(await nextNumber(reply), expected(n));
           state = n;
         }
+        assert.equal(await health(), "200 ok\n");
 
         const output = server.stdout() + server.stderr();
         const problems = output.match(/cannot be written/g) ?? [];
