@@ -35,14 +35,15 @@ const STYLE = `
   --line: #d8dce2; --bad: #c62828; --bad-bg: #fdeaea; --good: #2e7d32;
   --warn: #b26a00;
   --c0: #e53935; --c1: #fb8c00; --c2: #fdd835; --c3: #43a047;
-  --c4: #1e88e5; --c5: #3949ab; --c6: #8e24aa; --t2: #9a7d00;
+  --c4: #1e88e5; --c5: #3949ab; --c6: #8e24aa;
+  --t2: #9a7d00; --t5: var(--c5); --t6: var(--c6);
   font-size: clamp(14px, 0.9vw + 8px, 28px);
 }
 @media (prefers-color-scheme: dark) {
   :root {
     --bg: #0e1116; --fg: #eef1f5; --muted: #9aa4b2; --card: #171b22;
     --line: #2b313b; --bad: #ff6b6b; --bad-bg: #3b1719; --good: #66bb6a;
-    --warn: #ffb74d; --t2: var(--c2);
+    --warn: #ffb74d; --t2: var(--c2); --t5: #8c9eff; --t6: #ce93d8;
   }
 }
 * { box-sizing: border-box; }
@@ -99,8 +100,8 @@ body.offline main { opacity: 0.55; }
 .seg:nth-child(7) { background: var(--c6); }
 .colour { font-size: 0.8em; font-weight: 600; margin-top: 0.3em; }
 .s0 { color: var(--c0); } .s1 { color: var(--c1); } .s2 { color: var(--t2); }
-.s3 { color: var(--c3); } .s4 { color: var(--c4); } .s5 { color: var(--c5); }
-.s6 { color: var(--c6); }
+.s3 { color: var(--c3); } .s4 { color: var(--c4); } .s5 { color: var(--t5); }
+.s6 { color: var(--t6); }
 .walks { font-size: 1.5em; font-weight: 700; text-align: right; }
 .members b { font-size: 1.2em; }
 .chip {
@@ -142,7 +143,8 @@ const SCRIPT = `
 
 // ---- Settings ---------------------------------------------------------
 const COLOURS = ["RED", "ORANGE", "YELLOW", "GREEN", "BLUE", "INDIGO", "VIOLET"];
-const WINDOW_S = 300; // the chart shows the last five minutes of summaries
+const WINDOW_S = 300; // the chart shows at most five minutes of summaries
+const MIN_SPAN_S = 30; // and at least thirty seconds
 const STUCK_MS = 120000; // errors this recent, and no progress since: stuck
 const STALE_MS = 10000; // no event for this long on an open stream: reconnect
 const RETRY_MS = 3000; // after the server refused the stream (e.g. a 401)
@@ -488,15 +490,24 @@ function applySummary(d) {
   renderStrangers();
 }
 
-// Errors of names that match no group (a misspelt sub, junk): a line below.
+// Errors of names that match no group (a misspelt sub, junk), and of
+// requests whose signature matched no key (the name ""): a line below.
 function renderStrangers() {
   const items = Array.from(strangers.keys()).map(function (name) {
     const c = strangers.get(name);
+    const codes = Object.keys(c).filter(function (code) {
+      return c[code] > 0;
+    }).sort(function (a, b) {
+      return c[b] - c[a];
+    });
     let total = 0;
-    Object.keys(c).forEach(function (code) {
+    codes.forEach(function (code) {
       total += c[code];
     });
-    return { name: name, total: total, codes: Object.keys(c).join(" ") };
+    const what = codes.map(function (code) {
+      return fmt(c[code]) + " " + code;
+    }).join(", ");
+    return { text: (name === "" ? "unverified" : "“" + name + "”") + ": " + what, total: total };
   }).filter(function (x) {
     return x.total > 0;
   }).sort(function (a, b) {
@@ -504,12 +515,16 @@ function renderStrangers() {
   });
   const box = $("strangers");
   box.hidden = items.length === 0;
-  box.replaceChildren("Errors from no known group: " + few(items.map(function (x) {
-    return (x.name === "" ? "(no name)" : "“" + x.name + "”") + " " + x.codes + " ×" + fmt(x.total);
-  })));
+  const shown = items.slice(0, SHOW_MAX).map(function (x) {
+    return x.text;
+  });
+  if (items.length > SHOW_MAX) shown.push("+" + (items.length - SHOW_MAX) + " more");
+  box.replaceChildren("Errors of no known group — " + shown.join("; "));
 }
 
-// ---- The chart: answers per second by kind, stacked, last five minutes ---
+// ---- The chart: answers per second by kind, stacked ----------------------
+// It spans the summaries received, at least MIN_SPAN_S and at most WINDOW_S,
+// so a page opened a minute ago is not a sliver at the right edge.
 const samples = [];
 function addSample(s) {
   samples.push(s);
@@ -533,8 +548,10 @@ function drawChart() {
     max = Math.max(max, s.ok + s.other + s.error + s.dropped);
   });
   const top = niceCeil(Math.max(max, 1));
+  const first = samples.length ? samples[0].at : latest;
+  const span = Math.min(WINDOW_S, Math.max(MIN_SPAN_S, Math.ceil((latest - first) / 1000)));
   const x = function (s) {
-    return (WINDOW_S - (latest - s.at) / 1000).toFixed(2);
+    return ((1 - (latest - s.at) / 1000 / span) * 300).toFixed(2);
   };
   const y = function (v) {
     return (100 - v / top * 100).toFixed(2);
@@ -556,6 +573,7 @@ function drawChart() {
     const path = $("p-" + k);
     path.setAttribute("d", samples.length ? "M" + upper.concat(lower).join("L") + "Z" : "");
   });
+  $("x-left").textContent = span < 120 ? span + " s ago" : Math.round(span / 60) + " min ago";
   $("y-top").textContent = fmt(top) + "/s";
   $("y-mid").textContent = fmt(top / 2) + "/s";
 }
@@ -667,7 +685,7 @@ export const DASHBOARD_HTML: string = `<!doctype html>
 </main>
 <footer>
   <div id="legend">
-    <span class="title">Answers per second, last 5 minutes</span>
+    <span class="title">Answers per second</span>
     <span><i class="k-ok"></i>ok</span>
     <span><i class="k-other"></i>repeats</span>
     <span><i class="k-error"></i>errors</span>
@@ -683,7 +701,7 @@ export const DASHBOARD_HTML: string = `<!doctype html>
     </svg>
     <span class="axis" id="y-top" style="top: 0; left: 0.4em">1/s</span>
     <span class="axis" id="y-mid" style="top: 42%; left: 0.4em"></span>
-    <span class="axis" style="bottom: -1.3em; left: 0">5 min ago</span>
+    <span class="axis" id="x-left" style="bottom: -1.3em; left: 0"></span>
     <span class="axis" style="bottom: -1.3em; right: 0">now</span>
   </div>
 </footer>
