@@ -7,12 +7,19 @@
  *
  * What the page reads (the contract with `lib/net/http.ts`):
  * - `GET /api/status`: the object of `udpjwt status --json` plus
- *   `keys: [{group, alg, fingerprint}]` and `errors: {GROUP: {CODE: n}}`.
+ *   `keys: [{group, alg, fingerprint}]` and `errors: {GROUP: {CODE: n}}`
+ *   (totals since the start; `""` for requests of no verified group).
  * - `GET /events` (Server-Sent Events): `hello` (the same object, on each
  *   connection), `group` (`{group, state, colour, walks, lastActivity,
- *   registration}` when a group's state changes) and `summary` (each second:
- *   `{at, totals, perSecond, errors, health}`).
+ *   registration}` after each accepted step that changed something the row
+ *   shows: the state, the walks, or a group's first request, at RED) and
+ *   `summary` (each second: `{at, totals, perSecond, errors, health}`;
+ *   `totals` and `perSecond` by outcome: `ok`, `replayed`, `no_action`,
+ *   `dropped…`, or an error code).
  * - A `?token=T` in the page's address is passed on to both requests.
+ * - It runs under `Content-Security-Policy: default-src 'none'; script-src
+ *   'sha256-…' (its one inline script); style-src 'unsafe-inline';
+ *   connect-src 'self'; img-src data:`: no inline handlers, no `eval`.
  *
  * Group names, registrations and the `sub`s of unknown groups are typed by
  * students: the script puts them in the page only through `textContent` and
@@ -384,6 +391,7 @@ function applyStatus(s) {
     if (g) g.errors = counts(errors[name]);
     else strangers.set(name, counts(errors[name]));
   });
+  if (s.health !== undefined) renderHealth(s.health);
   groups.forEach(render);
   placeRows();
   renderStrangers();
@@ -444,12 +452,7 @@ function applySummary(d) {
   const at = time(d.at);
   if (at !== null) clockOffset = at - Date.now();
   const t = at === null ? now() : at;
-  const health = obj(d.health);
-  const badge = $("health");
-  badge.className = "badge " + (health.ok === true ? "good" : "bad");
-  badge.textContent = health.ok === true
-    ? "healthy"
-    : "unhealthy" + (health.reason ? ": " + String(health.reason) : "");
+  renderHealth(d.health);
   const totals = { ok: 0, other: 0, error: 0, dropped: 0 };
   const totalMap = obj(d.totals);
   Object.keys(totalMap).forEach(function (k) {
@@ -490,6 +493,15 @@ function applySummary(d) {
   renderStrangers();
 }
 
+function renderHealth(x) {
+  const health = obj(x);
+  const badge = $("health");
+  badge.className = "badge " + (health.ok === true ? "good" : "bad");
+  badge.textContent = health.ok === true
+    ? "healthy"
+    : "unhealthy" + (health.reason ? ": " + String(health.reason) : "");
+}
+
 // Errors of names that match no group (a misspelt sub, junk), and of
 // requests whose signature matched no key (the name ""): a line below.
 function renderStrangers() {
@@ -507,7 +519,7 @@ function renderStrangers() {
     const what = codes.map(function (code) {
       return fmt(c[code]) + " " + code;
     }).join(", ");
-    return { text: (name === "" ? "unverified" : "“" + name + "”") + ": " + what, total: total };
+    return { text: (name === "" ? "" : "“" + name + "”: ") + what, total: total };
   }).filter(function (x) {
     return x.total > 0;
   }).sort(function (a, b) {
@@ -519,7 +531,7 @@ function renderStrangers() {
     return x.text;
   });
   if (items.length > SHOW_MAX) shown.push("+" + (items.length - SHOW_MAX) + " more");
-  box.replaceChildren("Errors of no known group — " + shown.join("; "));
+  box.replaceChildren("Errors of no known group: " + shown.join("; "));
 }
 
 // ---- The chart: answers per second by kind, stacked ----------------------
@@ -549,7 +561,8 @@ function drawChart() {
   });
   const top = niceCeil(Math.max(max, 1));
   const first = samples.length ? samples[0].at : latest;
-  const span = Math.min(WINDOW_S, Math.max(MIN_SPAN_S, Math.ceil((latest - first) / 1000)));
+  // In whole tens of seconds, for a tidy label.
+  const span = Math.min(WINDOW_S, Math.max(MIN_SPAN_S, Math.ceil((latest - first) / 10000) * 10));
   const x = function (s) {
     return ((1 - (latest - s.at) / 1000 / span) * 300).toFixed(2);
   };

@@ -3,7 +3,7 @@
  *
  * - `hello`, on each connection: the status object of `/api/status`.
  * - `group`: `{group, state, colour, walks, lastActivity, registration}`,
- *   once per group whose state changed since the last flush.
+ *   once per group that had a step accepted since the last flush.
  * - `summary`, each second: `{at, totals, perSecond, errors, health}`.
  *
  * Updates are coalesced: the hub flushes every `flushMs` (100 ms, so at most

@@ -1,7 +1,7 @@
 /**
  * What the HTTP side watches: the UDP loop reports each datagram's outcome
  * here and the journal each commit; the monitor keeps error counts by group,
- * the groups whose state changed since the last look, and the two latency
+ * the groups that had a step accepted since the last look, and the two latency
  * histograms. No I/O, no timers: the SSE hub and `/metrics` read it.
  *
  * @example
@@ -19,7 +19,7 @@ import { Histogram } from "prom-client";
 import type { PacketResult } from "../protocol/handler.ts";
 import type { GroupRecord } from "../state/store.ts";
 
-/** A group whose state changed (or that completed a walk), for `/events`. */
+/** A group that had a step accepted, for `/events`. */
 export interface GroupChange {
   /** The upper-case group name. */
   group: string;
@@ -122,16 +122,16 @@ export class Monitor {
   datagram(r: Observed, seconds: number): void {
     this.requestDuration.observe(seconds);
     if (r.outcome === "ok") {
+      // Every accepted step: even one that keeps the state moves the
+      // group's last activity (and a group's first request is at RED).
       if (r.group !== undefined && r.state !== undefined) {
-        if (r.state !== r.previousState || r.completedWalk) {
-          this.#changes.set(r.group, {
-            group: r.group,
-            state: r.state,
-            registration: r.claims?.registration ?? null,
-            completedWalk: r.completedWalk === true ||
-              this.#changes.get(r.group)?.completedWalk === true,
-          });
-        }
+        this.#changes.set(r.group, {
+          group: r.group,
+          state: r.state,
+          registration: r.claims?.registration ?? null,
+          completedWalk: r.completedWalk === true ||
+            this.#changes.get(r.group)?.completedWalk === true,
+        });
       }
       return;
     }
@@ -155,7 +155,7 @@ export class Monitor {
     this.commitDuration.observe(seconds);
   }
 
-  /** The groups changed since the last call, each once with its latest step. */
+  /** The groups with steps since the last call, each once with its latest. */
   takeChanges(): GroupChange[] {
     const out = [...this.#changes.values()];
     this.#changes.clear();
