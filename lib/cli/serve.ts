@@ -14,14 +14,14 @@ import { VERSION } from "./version.ts";
 import { type KeyRing, loadKeys } from "../keys/key_ring.ts";
 import { describeKey } from "../keys/public_key.ts";
 import { selectBackend, type VerifyBackend } from "../keys/verify.ts";
-import { type HttpSide, startHttp } from "../net/http.ts";
-import { type LiveView, Monitor } from "../net/monitor.ts";
+import type { HttpSide } from "../net/http.ts";
+import { Monitor } from "../net/monitor.ts";
 import { UdpServer } from "../net/server.ts";
 import { randomHex32 } from "../protocol/handler.ts";
 import { JournalStore } from "../state/journal.ts";
 import { ReplayCache } from "../state/replay.ts";
 import { loadRoster, type Roster } from "../state/roster.ts";
-import { summarize } from "./status.ts";
+import { listenHttp, liveView } from "./serve_http.ts";
 
 /** The demo material shipped in the repository, recognised to warn about it. */
 const DEMO_SECRET_PREFIX = "udpjwt-demo-";
@@ -117,107 +117,6 @@ function listen(config: Config): Deno.DatagramConn {
       { exitCode: 1, cause: e },
     );
   }
-}
-
-async function readToken(file: string): Promise<string> {
-  let token: string;
-  try {
-    token = (await Deno.readTextFile(file)).trim();
-  } catch (e) {
-    throw new ConfigError(
-      `Cannot read the HTTP token "${file}": ${
-        fileProblem(e)
-      }: write a secret token into it (for example: openssl rand -hex 24 > ${file})`,
-      { exitCode: 1 },
-    );
-  }
-  if (token.length < 16 || /\s/.test(token)) {
-    throw new ConfigError(
-      `The HTTP token in "${file}" must be one word of at least 16 characters: write a secret token into it (for example: openssl rand -hex 24 > ${file})`,
-      { exitCode: 1 },
-    );
-  }
-  return token;
-}
-
-async function listenHttp(
-  config: Config,
-  view: LiveView,
-  monitor: Monitor,
-): Promise<HttpSide> {
-  const { hostname, port } = config.http!;
-  const token = config.httpToken === undefined
-    ? undefined
-    : await readToken(config.httpToken);
-  const log = getLogger(["udpjwt", "http"]);
-  try {
-    return await startHttp({
-      hostname,
-      port,
-      view,
-      monitor,
-      ...(token === undefined ? {} : { token }),
-      onError: (e) => log.error("HTTP handler failed: {error}", { error: e }),
-    });
-  } catch (e) {
-    const why = e instanceof Deno.errors.AddrInUse
-      ? "the address is already in use"
-      : e instanceof Deno.errors.AddrNotAvailable
-      ? "the address is not available on this machine"
-      : e instanceof Deno.errors.PermissionDenied
-      ? "permission denied (ports below 1024 need privileges)"
-      : undefined;
-    if (why === undefined) throw e;
-    throw new ConfigError(
-      `Cannot serve HTTP on ${hostname} port ${port}: ${why}: pick another --http ADDR:PORT`,
-      { exitCode: 1, cause: e },
-    );
-  }
-}
-
-/** The running server as the HTTP side sees it. */
-function liveView(
-  server: UdpServer,
-  store: JournalStore,
-  replay: ReplayCache,
-  monitor: Monitor,
-  config: Config,
-  roster: Roster | undefined,
-  warnings: string[],
-): LiveView {
-  const view: LiveView = {
-    counts: () => server.counts,
-    inFlight: () => server.inFlight,
-    answerCacheEntries: () => replay.size,
-    records: () => store.records(),
-    keys: () =>
-      [...server.context.keys.values()].map((k) => ({
-        group: k.group,
-        alg: k.info.alg,
-        fingerprint: k.fingerprint,
-      })),
-    health: () => {
-      if (!server.receiving) {
-        return { ok: false, reason: "the UDP loop is not receiving" };
-      }
-      const h = store.health;
-      return h.writable ? { ok: true } : {
-        ok: false,
-        reason:
-          `the state journal is not writable since ${h.since?.toISOString()}: ${h.error}; ${h.refused} steps refused`,
-      };
-    },
-    status: () => ({
-      stateDir: config.stateDir,
-      roster: roster ? config.roster : null,
-      warnings,
-      groups: summarize(Object.fromEntries(store.records()), roster),
-      keys: view.keys(),
-      errors: monitor.errorsByGroup(),
-      health: view.health(),
-    }),
-  };
-  return view;
 }
 
 /** Facts for the start-up summary besides the config and the keys. */
