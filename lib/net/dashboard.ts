@@ -588,7 +588,7 @@ function drawChart() {
   });
   $("x-left").textContent = span < 120 ? span + " s ago" : Math.round(span / 60) + " min ago";
   $("y-top").textContent = fmt(top) + "/s";
-  $("y-mid").textContent = fmt(top / 2) + "/s";
+  $("y-mid").textContent = (top / 2).toLocaleString("en-US") + "/s";
 }
 
 // ---- The stream ----------------------------------------------------------
