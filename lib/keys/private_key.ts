@@ -517,6 +517,8 @@ export async function parsePrivateKey(
   options?: ParseOptions,
 ): Promise<PrivateKeyInfo> {
   const { passphrase = noPassphrase } = options ?? {};
+  // Editors on Windows may save a byte order mark, which JSON.parse refuses.
+  text = text.replace(/^\uFEFF/, "");
   if (text.trimStart().startsWith("{")) return parseJwk(text);
   const blocks = [
     ...text.matchAll(/-----BEGIN ([A-Z0-9 ]+)-----([\s\S]*?)-----END \1-----/g),

@@ -24,6 +24,8 @@ openssl ec -in p384.pkcs8.pem -out p384.sec1.pem 2>/dev/null
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-521 -out p521.pkcs8.pem
 openssl ec -in p521.pkcs8.pem -out p521.sec1.pem 2>/dev/null
 openssl genpkey -algorithm ED25519 -out ed25519.pkcs8.pem
+# An RSASSA-PSS key (its own OID in PKCS#8): it signs PS256/384/512 only.
+openssl genpkey -algorithm RSA-PSS -pkeyopt rsa_keygen_bits:2048 -out rsapss.pkcs8.pem 2>/dev/null
 # PBES2: OpenSSL's defaults (PBKDF2 with HMAC-SHA256, AES-256-CBC), and
 # other PRF and key sizes.
 openssl pkey -in p256.pkcs8.pem -aes256 -passout pass:secret -out encrypted.pem
@@ -98,10 +100,20 @@ ed_spki() {
 fp() { ssh-keygen -lf "$1" | cut -d' ' -f2; }
 pem_fp() { ssh-keygen -i -m PKCS8 -f "$1" | ssh-keygen -lf - | cut -d' ' -f2; }
 ed_fp() { ssh-keygen -lf "$1.pub" | cut -d' ' -f2; }
+# ssh-keygen reads no RSASSA-PSS key: the ssh-rsa blob from its modulus.
+pss_fp() {
+  python3 - "$(openssl rsa -in "$1" -noout -modulus 2>/dev/null | cut -d= -f2)" <<'PY'
+import base64, hashlib, struct, sys
+n, e = int(sys.argv[1], 16), 65537
+mpint = lambda v: (lambda b: struct.pack(">I", len(b)) + b)(v.to_bytes((v.bit_length() + 8) // 8, "big"))
+blob = struct.pack(">I", 7) + b"ssh-rsa" + mpint(e) + mpint(n)
+print("SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("="))
+PY
+}
 
 mkdir -p public
 rm -f public/*
-for f in rsa.pkcs8.pem p256.pkcs8.pem p384.pkcs8.pem p521.pkcs8.pem ed25519.pkcs8.pem; do
+for f in rsa.pkcs8.pem rsapss.pkcs8.pem p256.pkcs8.pem p384.pkcs8.pem p521.pkcs8.pem ed25519.pkcs8.pem; do
   spki "$f" > "public/${f%%.*}.spki.pem"
 done
 for f in id_ecdsa256 id_ecdsa384 id_ecdsa521_pass id_rsa id_rsa_pass; do
@@ -125,6 +137,7 @@ row() { # file format alg encrypted public fingerprint
     row rsa.pkcs1.pem "PKCS#1" RS256 false public/rsa.spki.pem "$(pem_fp public/rsa.spki.pem)"; echo ","
     row rsa.pkcs8.encrypted.pem "PKCS#8" RS256 true public/rsa.spki.pem "$(pem_fp public/rsa.spki.pem)"; echo ","
     row rsa.ps256.jwk "JWK" PS256 false public/rsa.spki.pem "$(pem_fp public/rsa.spki.pem)"; echo ","
+    row rsapss.pkcs8.pem "PKCS#8" PS256 false public/rsapss.spki.pem "$(pss_fp rsapss.pkcs8.pem)"; echo ","
     row p256.pkcs8.pem "PKCS#8" ES256 false public/p256.spki.pem "$(pem_fp public/p256.spki.pem)"; echo ","
     row p256.sec1.pem "SEC1" ES256 false public/p256.spki.pem "$(pem_fp public/p256.spki.pem)"; echo ","
     row p256.sec1.nopublic.pem "SEC1" ES256 false public/p256.spki.pem "$(pem_fp public/p256.spki.pem)"; echo ","
