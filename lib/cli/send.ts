@@ -19,8 +19,15 @@
 
 import { parseFlags, usageError, wholeNumber } from "./_flags.ts";
 import { ConfigError, fileProblem, type Io } from "./errors.ts";
-import { describeKey, fingerprint } from "../keys/public_key.ts";
-import { loadPrivateKey } from "../keys/private_key.ts";
+import {
+  describePublicKey,
+  type LoadedPrivateKey,
+  loadPrivateKey,
+  PassphraseError,
+  type PassphraseSource,
+  SIGNING_ALGS,
+  sshFingerprint,
+} from "../keys/private_key.ts";
 import { GROUP_NAME } from "../keys/key_ring.ts";
 import { type RetryOptions, seededRandom } from "../client/retry.ts";
 import { LossySocket, UdpClientSocket } from "../client/socket.ts";
@@ -36,9 +43,11 @@ export const SEND_USAGE =
   `Usage: udpjwt send HOST PORT --group G --key PRIVATE.pem [options]
 
 Walks group G through the states like a student client: one signed request
-per event (RS256 for an RSA key, ES256 for a P-256 key), waiting for each
-answer and resending the identical datagram when it is lost. Prints one line
-per event; exits 0 only when the walk completes.
+per event, waiting for each answer and resending the identical datagram when
+it is lost. The key decides the algorithm: RS256 for an RSA key (--alg may
+pick RS384, RS512, PS256, PS384 or PS512), ES256, ES384 or ES512 for an EC
+P-256, P-384 or P-521 key, EdDSA for an Ed25519 key. Prints one line per
+event; exits 0 only when the walk completes.
 
 Arguments:
   HOST                   the server's address (127.0.0.1, ::1, a name)
@@ -46,8 +55,17 @@ Arguments:
 
 Options:
   --group G              the group name, sent as "sub" (required)
-  --key FILE             the group's private key: PEM PRIVATE KEY (PKCS#8),
-                         RSA PRIVATE KEY or EC PRIVATE KEY (required)
+  --key FILE             the group's private key (required): an OpenSSH
+                         private key as ssh-keygen writes it (~/.ssh/id_ed25519),
+                         PEM PRIVATE KEY or ENCRYPTED PRIVATE KEY (PKCS#8),
+                         RSA PRIVATE KEY, EC PRIVATE KEY, or a private JWK
+  --passphrase-file F    the key's passphrase: the first line of F (else the
+                         environment variable UDPJWT_PASSPHRASE, else a
+                         prompt when standard input is a terminal)
+  --alg ALG              the algorithm, when the key allows several: RS256
+                         (default), RS384, RS512, PS256, PS384 or PS512 for
+                         an RSA key (a JWK's "alg" chooses it too)
+  --kid KID              the "kid" header (default: a JWK's "kid", else none)
   --registration R       registration number sent as "registration"; repeat
                          the flag to send several in turn (default 0)
   --seq-max N            "seq_max", the group's member count (default: the
@@ -85,6 +103,9 @@ interface SendArgs {
   port: number;
   group: string;
   keyFile: string;
+  passphraseFile?: string;
+  alg?: string;
+  kid?: string;
   secretFile?: string;
   registrations: number[];
   seqMax?: number;
@@ -103,6 +124,9 @@ function parseSendArgs(args: readonly string[]): SendArgs | undefined {
   const { values: v, positionals } = parseFlags(args, {
     group: { type: "string" },
     key: { type: "string" },
+    "passphrase-file": { type: "string" },
+    alg: { type: "string" },
+    kid: { type: "string" },
     registration: { type: "string", multiple: true },
     "seq-max": { type: "string" },
     secret: { type: "string" },
@@ -150,6 +174,27 @@ function parseSendArgs(args: readonly string[]): SendArgs | undefined {
   if (v.key === undefined) {
     throw usageError(
       "Missing --key: give the group's private key file (PEM)",
+      u,
+    );
+  }
+  let alg: string | undefined;
+  if (v.alg !== undefined) {
+    const upper = v.alg.toUpperCase();
+    alg = upper === "ED25519" || upper === "EDDSA"
+      ? "EdDSA"
+      : SIGNING_ALGS.find((name) => name === upper);
+    if (alg === undefined) {
+      throw usageError(
+        `Invalid value for --alg: "${v.alg}": expected one of ${
+          SIGNING_ALGS.join(", ")
+        }`,
+        u,
+      );
+    }
+  }
+  if (v.kid !== undefined && !/^[\x20-\x7e]{1,256}$/.test(v.kid)) {
+    throw usageError(
+      `Invalid value for --kid: "${v.kid}": expected 1-256 printable ASCII characters`,
       u,
     );
   }
@@ -201,6 +246,11 @@ function parseSendArgs(args: readonly string[]): SendArgs | undefined {
     port,
     group: v.group,
     keyFile: v.key,
+    ...(v["passphrase-file"] === undefined
+      ? {}
+      : { passphraseFile: v["passphrase-file"] }),
+    ...(alg === undefined ? {} : { alg }),
+    ...(v.kid === undefined ? {} : { kid: v.kid }),
     ...(v.secret === undefined ? {} : { secretFile: v.secret }),
     registrations,
     ...(v["seq-max"] === undefined ? {} : {
@@ -258,6 +308,157 @@ async function readFileFor(
   }
 }
 
+/** The environment variable `send` reads a passphrase from. */
+const PASSPHRASE_ENV = "UDPJWT_PASSPHRASE";
+
+/** Where the passphrase came from, for the error messages. */
+interface PassphraseOrigin {
+  /** e.g. `--passphrase-file "pass.txt"`; unset until one was used. */
+  from?: string;
+}
+
+/**
+ * The passphrase source of `send`: the first line of --passphrase-file, else
+ * UDPJWT_PASSPHRASE (when the process may read it), else a prompt without
+ * echo when standard input is a terminal. Asked only for an encrypted key.
+ */
+function passphraseSource(
+  a: SendArgs,
+  origin: PassphraseOrigin,
+): PassphraseSource {
+  return async () => {
+    if (a.passphraseFile !== undefined) {
+      const text = new TextDecoder().decode(
+        await readFileFor("--passphrase-file", a.passphraseFile),
+      );
+      const line = text.split(/\r?\n/)[0]!;
+      if (line === "") {
+        throw new ConfigError(
+          `The --passphrase-file "${a.passphraseFile}" is empty: put the key's passphrase on its first line`,
+          { exitCode: 1 },
+        );
+      }
+      origin.from = `--passphrase-file "${a.passphraseFile}"`;
+      return line;
+    }
+    if (envReadable()) {
+      const value = Deno.env.get(PASSPHRASE_ENV);
+      if (value !== undefined && value !== "") {
+        origin.from = PASSPHRASE_ENV;
+        return value;
+      }
+    }
+    if (Deno.stdin.isTerminal()) {
+      origin.from = "the prompt";
+      return await promptHidden(`Passphrase for ${a.keyFile}: `);
+    }
+    return undefined;
+  };
+}
+
+function envReadable(): boolean {
+  return Deno.permissions.querySync({
+    name: "env",
+    variable: PASSPHRASE_ENV,
+  }).state === "granted";
+}
+
+/**
+ * Reads a line from the terminal without echoing it (raw mode): Enter ends
+ * it, Backspace deletes, Ctrl-C aborts, Ctrl-D on an empty line gives none.
+ */
+async function promptHidden(prompt: string): Promise<string | undefined> {
+  const encoder = new TextEncoder();
+  const bytes: number[] = [];
+  const buf = new Uint8Array(1);
+  let interrupted = false;
+  let ended = false;
+  // Raw before the prompt shows, so nothing typed after it is echoed.
+  Deno.stdin.setRaw(true);
+  try {
+    await Deno.stderr.write(encoder.encode(prompt));
+    for (;;) {
+      const n = await Deno.stdin.read(buf);
+      const b = buf[0]!;
+      if (n === null || (b === 0x04 && bytes.length === 0)) {
+        ended = true;
+        break;
+      }
+      if (b === 0x0d || b === 0x0a || b === 0x04) break;
+      if (b === 0x03) {
+        interrupted = true;
+        break;
+      }
+      if (b === 0x7f || b === 0x08) {
+        // Drop a whole UTF-8 character: continuation bytes, then its lead.
+        while ((bytes.at(-1)! & 0xc0) === 0x80) bytes.pop();
+        bytes.pop();
+        continue;
+      }
+      bytes.push(b);
+    }
+  } finally {
+    Deno.stdin.setRaw(false);
+    await Deno.stderr.write(encoder.encode("\n"));
+  }
+  if (interrupted) {
+    throw new ConfigError("Interrupted at the passphrase prompt", {
+      exitCode: 130,
+    });
+  }
+  return ended ? undefined : new TextDecoder().decode(new Uint8Array(bytes));
+}
+
+/**
+ * Loads the --key file with the passphrase, --alg and --kid, turning every
+ * problem into one line.
+ */
+async function loadKey(
+  a: SendArgs,
+  keyText: string,
+): Promise<LoadedPrivateKey> {
+  const origin: PassphraseOrigin = {};
+  const file = `"${a.keyFile}"`;
+  try {
+    return await loadPrivateKey(keyText, {
+      passphrase: passphraseSource(a, origin),
+      ...(a.alg === undefined ? {} : { alg: a.alg }),
+      ...(a.kid === undefined ? {} : { kid: a.kid }),
+    });
+  } catch (e) {
+    if (e instanceof ConfigError) throw e;
+    if (e instanceof RangeError) {
+      throw new ConfigError(`Invalid value for --alg: ${e.message}`, {
+        exitCode: 2,
+        cause: e,
+      });
+    }
+    if (e instanceof PassphraseError && e.code === "PASSPHRASE_REQUIRED") {
+      const env = envReadable()
+        ? `set ${PASSPHRASE_ENV}`
+        : `set ${PASSPHRASE_ENV} (with --allow-env=${PASSPHRASE_ENV})`;
+      throw new ConfigError(
+        `Cannot use the private key ${file}: it is protected by a passphrase and none was given: pass --passphrase-file FILE, ${env}, or run on a terminal to be asked`,
+        { exitCode: 1, cause: e },
+      );
+    }
+    if (e instanceof PassphraseError) {
+      throw new ConfigError(
+        `Cannot use the private key ${file}: wrong passphrase${
+          origin.from ? ` (from ${origin.from})` : ""
+        }: the key does not decrypt with it`,
+        { exitCode: 1, cause: e },
+      );
+    }
+    throw new ConfigError(
+      `Cannot use the private key ${file}: ${
+        e instanceof Error ? e.message : e
+      }`,
+      { exitCode: 1, cause: e },
+    );
+  }
+}
+
 function ms(value: number | undefined): string {
   return value === undefined ? "-" : `${value.toFixed(1)} ms`;
 }
@@ -294,17 +495,7 @@ export async function runSend(args: string[], io: Io): Promise<number> {
   const keyText = new TextDecoder().decode(
     await readFileFor("--key", a.keyFile),
   );
-  let loaded;
-  try {
-    loaded = await loadPrivateKey(keyText);
-  } catch (e) {
-    throw new ConfigError(
-      `Cannot use the private key "${a.keyFile}": ${
-        e instanceof Error ? e.message : e
-      }`,
-      { exitCode: 1, cause: e },
-    );
-  }
+  const loaded = await loadKey(a, keyText);
   let secret: Uint8Array | undefined;
   if (a.secretFile !== undefined) {
     secret = await readFileFor("--secret", a.secretFile);
@@ -316,7 +507,7 @@ export async function runSend(args: string[], io: Io): Promise<number> {
     }
   }
   const seed = a.seed ?? crypto.getRandomValues(new Uint32Array(1))[0]!;
-  const keyFingerprint = await fingerprint(loaded.publicKey);
+  const keyFingerprint = await sshFingerprint(loaded.publicKey);
   const socket = new UdpClientSocket(a.hostname, a.port);
   const now = () => performance.timeOrigin + performance.now();
   const lossy = a.loss > 0
@@ -328,9 +519,11 @@ export async function runSend(args: string[], io: Io): Promise<number> {
     : undefined;
   if (!a.json) {
     io.out(
-      `udpjwt send: group ${a.group.toUpperCase()} to ${a.hostname} port ${a.port}, key ${a.keyFile} (${loaded.info.alg}, ${
-        describeKey(loaded.publicKey)
-      }, ${keyFingerprint})`,
+      `udpjwt send: group ${a.group.toUpperCase()} to ${a.hostname} port ${a.port}, key ${a.keyFile} (${loaded.alg}, ${
+        describePublicKey(loaded.publicKey)
+      }, ${keyFingerprint}${
+        loaded.kid === undefined ? "" : `, kid ${JSON.stringify(loaded.kid)}`
+      })`,
     );
     io.out(
       secret
@@ -347,7 +540,7 @@ export async function runSend(args: string[], io: Io): Promise<number> {
   try {
     result = await walk(
       lossy ?? socket,
-      keySigner(loaded.key, loaded.info.alg),
+      keySigner(loaded.key, loaded.alg, loaded.kid),
       {
         group: a.group,
         registrations: a.registrations,
@@ -397,7 +590,8 @@ export async function runSend(args: string[], io: Io): Promise<number> {
       type: "summary",
       ok: result.ok,
       group: a.group.toUpperCase(),
-      alg: loaded.info.alg,
+      alg: loaded.alg,
+      kid: loaded.kid ?? null,
       fingerprint: keyFingerprint,
       from: a.from,
       to: a.to,

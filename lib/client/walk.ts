@@ -19,11 +19,12 @@ import { randomHex32 } from "../protocol/handler.ts";
 import { AUDIENCE, sha256Hex } from "../protocol/token.ts";
 import { backoffDelay, type RetryOptions } from "./retry.ts";
 import type { ClientSocket } from "./socket.ts";
+import type { SigningAlg } from "../keys/private_key.ts";
 
 /** Signs request payloads with a group's private key. */
 export interface Signer {
   /** The algorithm, from the key type. */
-  alg: "RS256" | "ES256";
+  alg: SigningAlg;
   /**
    * Signs the payload bytes exactly as given.
    * @param payload The JSON payload bytes.
@@ -33,19 +34,26 @@ export interface Signer {
 }
 
 /**
- * A signer over a WebCrypto private key, header `{"alg":…,"typ":"JWT"}`.
+ * A signer over a WebCrypto private key, header `{"alg":…,"typ":"JWT"}`,
+ * with the key's `kid` when it has one.
  *
- * @param key The private key.
+ * @param key The private key, imported for `alg`.
  * @param alg Its algorithm.
+ * @param kid The key id for the header, if any.
  * @returns The signer.
  */
-export function keySigner(key: CryptoKey, alg: "RS256" | "ES256"): Signer {
+export function keySigner(
+  key: CryptoKey,
+  alg: SigningAlg,
+  kid?: string,
+): Signer {
+  const header = kid === undefined
+    ? { alg, typ: "JWT" }
+    : { alg, typ: "JWT", kid };
   return {
     alg,
     sign: (payload) =>
-      new CompactSign(payload).setProtectedHeader({ alg, typ: "JWT" }).sign(
-        key,
-      ),
+      new CompactSign(payload).setProtectedHeader(header).sign(key),
   };
 }
 

@@ -11,7 +11,14 @@ import { runSend } from "../../lib/cli/send.ts";
 import type { Io } from "../../lib/cli/errors.ts";
 import { generateGroupKeys, runKeygen } from "../../lib/cli/keygen.ts";
 import { loadKeys } from "../../lib/keys/key_ring.ts";
-import { loadPrivateKey } from "../../lib/keys/private_key.ts";
+import {
+  loadPrivateKey,
+  type SigningAlg,
+  sshFingerprint,
+} from "../../lib/keys/private_key.ts";
+import { keySigner } from "../../lib/client/walk.ts";
+import { createPublicKey } from "node:crypto";
+import { nodeVerifies, opensslVerifies } from "../keys/_signatures.ts";
 import { fingerprint, parsePublicKey } from "../../lib/keys/public_key.ts";
 import { VECTORS } from "../_helpers.ts";
 import { runMain, withServer } from "../_server.ts";
@@ -30,14 +37,14 @@ async function inTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
   }
 }
 
-Deno.test("generateGroupKeys() makes matching keys in every format", async (t) => {
+Deno.test("generateGroupKeys() makes RS256 and ES256 keys the server's parser reads", async (t) => {
   for (const alg of ["RS256", "ES256"] as const) {
     await t.step(alg, async () => {
       const keys = await generateGroupKeys("Alpha-1", { alg });
       assert.equal(keys.group, "ALPHA-1");
       assert.equal(keys.stem, "alpha-1");
-      const pem = parsePublicKey(keys.publicPem);
-      const ssh = parsePublicKey(keys.sshLine);
+      const pem = parsePublicKey(keys.publicPem!);
+      const ssh = parsePublicKey(keys.sshLine!);
       assert.equal(pem.format, "PEM SPKI");
       assert.equal(ssh.format, "OpenSSH");
       assert.equal(pem.alg, alg);
@@ -45,11 +52,11 @@ Deno.test("generateGroupKeys() makes matching keys in every format", async (t) =
       assert.equal(await fingerprint(ssh), keys.fingerprint);
       const priv = await loadPrivateKey(keys.privatePem);
       assert.equal(priv.info.format, "PKCS#8");
-      assert.equal(priv.info.alg, alg);
-      assert.equal(await fingerprint(priv.publicKey), keys.fingerprint);
+      assert.equal(priv.alg, alg);
+      assert.equal(await sshFingerprint(priv.publicKey), keys.fingerprint);
       const type = alg === "RS256" ? "ssh-rsa" : "ecdsa-sha2-nistp256";
       assert.match(
-        keys.sshLine,
+        keys.sshLine!,
         new RegExp(`^${type} [A-Za-z0-9+/=]+ alpha-1@udpjwt\\n$`),
       );
       if (alg === "RS256") assert.equal(pem.bits, 2048);
@@ -62,15 +69,176 @@ Deno.test("generateGroupKeys() makes matching keys in every format", async (t) =
       comment: "team beta\nlab 3",
     });
     assert.equal(keys.info.bits, 3072);
-    assert.match(keys.sshLine, / team beta lab 3\n$/);
+    assert.match(keys.sshLine!, / team beta lab 3\n$/);
     await assert.rejects(
       generateGroupKeys("beta", { alg: "RS256", bits: 1024 }),
+      RangeError,
+    );
+    await assert.rejects(
+      generateGroupKeys("beta", { alg: "PS384", bits: 1024 }),
       RangeError,
     );
     await assert.rejects(
       generateGroupKeys("straße", { alg: "ES256" }),
       RangeError,
     );
+  });
+});
+
+/** Runs a tool to completion; its exit code and output. */
+async function tool(
+  command: string,
+  args: string[],
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await new Deno.Command(command, {
+    args,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder();
+  return {
+    code: out.code,
+    stdout: text.decode(out.stdout),
+    stderr: text.decode(out.stderr),
+  };
+}
+
+Deno.test("keygen --alg: every algorithm's files pass ssh-keygen and openssl, and send's signatures verify", async (t) => {
+  const cases: [SigningAlg, string, RegExp, RegExp | undefined][] = [
+    // alg, description, openssl -text, ssh-keygen -l
+    [
+      "RS256",
+      "RSA 2048",
+      /Public-Key: \(2048 bit\)/,
+      /^2048 SHA256:\S+ g@udpjwt \(RSA\)$/,
+    ],
+    ["RS384", "RSA 2048", /Public-Key: \(2048 bit\)/, undefined],
+    ["RS512", "RSA 2048", /Public-Key: \(2048 bit\)/, undefined],
+    ["PS256", "RSA 2048", /Public-Key: \(2048 bit\)/, undefined],
+    ["PS384", "RSA 2048", /Public-Key: \(2048 bit\)/, undefined],
+    ["PS512", "RSA 2048", /Public-Key: \(2048 bit\)/, undefined],
+    [
+      "ES256",
+      "EC P-256",
+      /NIST CURVE: P-256/,
+      /^256 SHA256:\S+ g@udpjwt \(ECDSA\)$/,
+    ],
+    [
+      "ES384",
+      "EC P-384",
+      /NIST CURVE: P-384/,
+      /^384 SHA256:\S+ g@udpjwt \(ECDSA\)$/,
+    ],
+    [
+      "ES512",
+      "EC P-521",
+      /NIST CURVE: P-521/,
+      /^521 SHA256:\S+ g@udpjwt \(ECDSA\)$/,
+    ],
+    [
+      "EdDSA",
+      "Ed25519",
+      /ED25519 Public-Key/,
+      /^256 SHA256:\S+ g@udpjwt \(ED25519\)$/,
+    ],
+  ];
+  await inTempDir(async (dir) => {
+    for (const [alg, description, text, sshList] of cases) {
+      await t.step(alg, async () => {
+        const out = `${dir}/${alg}`;
+        const io = capture();
+        assert.equal(
+          await runKeygen(
+            ["--group", "g", "--alg", alg, "--out", out, "--jwk"],
+            io,
+          ),
+          0,
+        );
+        const bare = sshList !== undefined;
+        const listing = [...Deno.readDirSync(out)].map((e) => e.name).sort();
+        assert.deepEqual(
+          listing,
+          bare ? ["g.jwk", "g.key", "g.pem", "g.ssh"] : ["g.jwk", "g.key"],
+        );
+        assert.match(
+          io.lines[0]!,
+          new RegExp(`^group G: ${alg}, ${description}, SHA256:`),
+        );
+        const fp = io.lines[0]!.match(/SHA256:[A-Za-z0-9+/]+/)![0];
+        // The private key: OpenSSL reads it, and send signs with it.
+        const pkey = await tool("openssl", [
+          "pkey",
+          "-in",
+          `${out}/g.key`,
+          "-noout",
+        ]);
+        assert.equal(pkey.code, 0, pkey.stderr);
+        // The public PEM: the one written, else the one OpenSSL derives.
+        let pem = `${out}/g.pem`;
+        if (bare) {
+          const check = await tool("openssl", [
+            "pkey",
+            "-pubin",
+            "-in",
+            pem,
+            "-noout",
+          ]);
+          assert.equal(check.code, 0, check.stderr);
+          const ssh = await tool("ssh-keygen", ["-l", "-f", `${out}/g.ssh`]);
+          assert.equal(ssh.code, 0, ssh.stderr);
+          assert.match(ssh.stdout.trim(), sshList);
+          assert.equal(ssh.stdout.split(" ")[1], fp);
+        } else {
+          pem = `${out}/derived.pem`;
+          const derived = await tool("openssl", [
+            "pkey",
+            "-in",
+            `${out}/g.key`,
+            "-pubout",
+            "-out",
+            pem,
+          ]);
+          assert.equal(derived.code, 0, derived.stderr);
+          assert.ok(
+            io.lines.some((l) => l.endsWith(` --alg ${alg}`)),
+            io.lines.join("\n"),
+          );
+        }
+        const shown = await tool("openssl", [
+          "pkey",
+          "-pubin",
+          "-in",
+          pem,
+          "-noout",
+          "-text",
+        ]);
+        assert.match(shown.stdout, text);
+        // The JWK: its alg, public members only, and the key node:crypto
+        // builds from it is the one in the PEM.
+        const jwk = JSON.parse(await Deno.readTextFile(`${out}/g.jwk`));
+        assert.equal(jwk.alg, alg);
+        assert.equal(jwk.use, "sig");
+        assert.equal(jwk.d, undefined);
+        assert.equal(
+          createPublicKey({ key: jwk, format: "jwk" }).export({
+            type: "spki",
+            format: "pem",
+          }),
+          await Deno.readTextFile(pem),
+        );
+        const loaded = await loadPrivateKey(
+          await Deno.readTextFile(`${out}/g.key`),
+          { alg },
+        );
+        assert.equal(await sshFingerprint(loaded.publicKey), fp);
+        const jws = await keySigner(loaded.key, loaded.alg).sign(
+          new TextEncoder().encode("{}"),
+        );
+        assert.ok(await opensslVerifies(jws, alg, pem));
+        assert.ok(nodeVerifies(jws, alg, pem));
+      });
+    }
   });
 });
 
@@ -97,7 +265,9 @@ Deno.test("keygen writes .key (0600), .pem and .ssh and refuses to overwrite", a
     assert.match(
       io.lines[0]!,
       new RegExp(
-        `^group GAMMA: ES256, EC P-256, ${fp.replace(/[+/]/g, "\\$&")}$`,
+        `^group GAMMA: ES256, EC P-256, ${
+          fp.replace(/[+/]/g, "\\$&")
+        }, thumbprint [A-Za-z0-9_-]{43}$`,
       ),
     );
     assert.ok(
@@ -168,7 +338,7 @@ Deno.test("keygen: --help and usage errors", async (t) => {
     assert.equal(r.code, 0);
     assert.match(
       r.stdout,
-      /^Usage: udpjwt keygen --group G --alg RS256\|ES256/,
+      /^Usage: udpjwt keygen --group G --alg ALG/,
     );
     assert.match(r.stdout, /refuses two files for one group/);
   });
@@ -177,11 +347,11 @@ Deno.test("keygen: --help and usage errors", async (t) => {
     [["--group", "g"], /Missing --alg/],
     [
       ["--group", "g", "--alg", "HS256"],
-      /Invalid value for --alg: "HS256": expected RS256 or ES256/,
+      /Invalid value for --alg: "HS256": expected one of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA/,
     ],
     [
       ["--group", "g", "--alg", "ES256", "--bits", "3072"],
-      /--bits applies to RS256 keys only/,
+      /--bits applies to RSA keys \(RS\* and PS\*\) only/,
     ],
     [
       ["--group", "g", "--alg", "RS256", "--bits", "1000"],
