@@ -11,100 +11,9 @@ import assert from "node:assert/strict";
 import { compactVerify } from "jose";
 import { runCommand, withServer } from "../_server.ts";
 import { UdpClient, withClient } from "../_udp_client.ts";
-import { AUDIENCE, b64url, nowSec, sha256Hex } from "../_helpers.ts";
-
-/** The lab's secret, written without a trailing newline as the 2023 lab did. */
-const SECRET = new TextEncoder().encode("lab-2023-secret");
+import { AUDIENCE, nowSec, sha256Hex } from "../_helpers.ts";
+import { makeV1Lab, OPENSSL, SECRET, sign } from "../_v1_lab.ts";
 const decoder = new TextDecoder();
-
-/** Whether openssl can be run here. */
-async function hasOpenssl(): Promise<boolean> {
-  try {
-    const r = await runCommand("openssl", ["version"], { timeoutMs: 10_000 });
-    return r.code === 0;
-  } catch {
-    return false;
-  }
-}
-const OPENSSL = await hasOpenssl();
-
-/** A v1 lab: directory, the group's RSA-1024 private key and its PEM file. */
-export interface V1Lab {
-  /** The lab directory (keys_pub/, keys_priv/). */
-  dir: string;
-  /** The group's private key for RS256 with WebCrypto. */
-  key: CryptoKey;
-  /** The private key's PEM file (for `udpjwt send --key`). */
-  keyFile: string;
-  /** The secret file. */
-  secretFile: string;
-}
-
-/**
- * Makes a lab with one group, OLD2023, whose RSA-1024 key pair openssl
- * generates now.
- *
- * @returns The lab; the caller removes `dir`.
- */
-export async function makeV1Lab(): Promise<V1Lab> {
-  const dir = await Deno.makeTempDir({ prefix: "udpjwt_v1_" });
-  await Deno.mkdir(`${dir}/keys_pub`);
-  await Deno.mkdir(`${dir}/keys_priv`);
-  const keyFile = `${dir}/old2023.key`;
-  const gen = await runCommand("openssl", [
-    "genpkey",
-    "-algorithm",
-    "RSA",
-    "-pkeyopt",
-    "rsa_keygen_bits:1024",
-    "-out",
-    keyFile,
-  ], { timeoutMs: 30_000 });
-  assert.equal(gen.code, 0, gen.stderr);
-  const pub = await runCommand("openssl", [
-    "pkey",
-    "-in",
-    keyFile,
-    "-pubout",
-    "-out",
-    `${dir}/keys_pub/old2023.pem`,
-  ], { timeoutMs: 30_000 });
-  assert.equal(pub.code, 0, pub.stderr);
-  const secretFile = `${dir}/keys_priv/key_secret_for_hmac.txt`;
-  await Deno.writeFile(secretFile, SECRET);
-  const pem = await Deno.readTextFile(keyFile);
-  const der = Uint8Array.fromBase64(
-    pem.replace(/-----[A-Z ]+-----/g, "").replace(/\s+/g, ""),
-  );
-  const key = await crypto.subtle.importKey(
-    "pkcs8",
-    der,
-    { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" },
-    false,
-    ["sign"],
-  );
-  return { dir, key, keyFile, secretFile };
-}
-
-/**
- * Signs claims with RS256 through WebCrypto (jose refuses RSA keys under
- * 2048 bits). RSASSA-PKCS1-v1_5 is deterministic: the same claims give the
- * same token, as with the 2023 clients.
- */
-async function sign(
-  claims: Record<string, unknown>,
-  key: CryptoKey,
-): Promise<string> {
-  const input = `${b64url('{"alg":"RS256","typ":"JWT"}')}.${
-    b64url(JSON.stringify(claims))
-  }`;
-  const signature = await crypto.subtle.sign(
-    "RSASSA-PKCS1-v1_5",
-    key,
-    new TextEncoder().encode(input),
-  );
-  return `${input}.${b64url(new Uint8Array(signature))}`;
-}
 
 /** Sends a token and returns its verified answer's claims and bytes. */
 async function exchange(
@@ -217,8 +126,8 @@ Deno.test({
       const iat = nowSec();
       const claims = {
         group: "Old2023",
-        seq_number: 0,
-        seq_max: 2,
+        "seq_number": 0,
+        "seq_max": 2,
         matricula: 20230001,
         aud: AUDIENCE,
         iat,
