@@ -11,7 +11,8 @@ import assert from "node:assert/strict";
 import { compactVerify } from "jose";
 import { runCommand, withServer } from "../_server.ts";
 import { UdpClient, withClient } from "../_udp_client.ts";
-import { AUDIENCE, nowSec, sha256Hex } from "../_helpers.ts";
+import { AUDIENCE, capture, nowSec, sha256Hex } from "../_helpers.ts";
+import { runStatus } from "../../lib/cli/status.ts";
 import { makeV1Lab, OPENSSL, SECRET, sign } from "../_v1_lab.ts";
 const decoder = new TextDecoder();
 
@@ -58,7 +59,7 @@ Deno.test({
           }, lab.key)),
       );
       const stopped = await withServer(
-        { dir: lab.dir, args: V1_ARGS },
+        { dir: lab.dir, args: V1_ARGS, stateDir: `${lab.dir}/state` },
         async (server) => {
           const summary = await server.waitForStdout(/^groups \(1\)/m);
           assert.match(summary, /profile v1/);
@@ -110,6 +111,23 @@ Deno.test({
         2,
       );
       // The state directory records the group's M: udpjwt status shows it.
+      const json = capture();
+      assert.equal(await runStatus([lab.dir, "--json"], json), 0);
+      const [old] = JSON.parse(json.lines[0]!).groups;
+      assert.equal(old.group, "OLD2023");
+      assert.equal(old.state, 0);
+      assert.equal(old.seqMax, M);
+      assert.equal(old.walks, 2);
+      assert.deepEqual(
+        old.registrations.map((r: { registration: number }) => r.registration),
+        [20230000, 20230001, 20230002, 20230003],
+      );
+      const table = capture();
+      assert.equal(await runStatus([lab.dir], table), 0);
+      assert.match(
+        table.lines.join("\n"),
+        /\nGROUP +STATE +M +COLOUR +WALKS +REGISTRATIONS +LAST ACTIVITY\nOLD2023 +0 +3 +- +2 +4 +\S+Z\n/,
+      );
     } finally {
       await Deno.remove(lab.dir, { recursive: true });
     }
