@@ -5,6 +5,7 @@ import {
   type HandlerContext,
   type PacketResult,
 } from "../../lib/protocol/handler.ts";
+import { JournalStore } from "../../lib/state/journal.ts";
 import { ReplayCache } from "../../lib/state/replay.ts";
 import { MemoryStore } from "../../lib/state/store.ts";
 import { AUDIENCE, makeGroup, sha256Hex, type TestGroup } from "../_helpers.ts";
@@ -325,4 +326,47 @@ Deno.test("handlePacket() without a profile still serves protocol 2 only", async
   const r = await run(await token(v1Claims(0)), ctx);
   assert.equal(r.outcome, "MISSING_CLAIM");
   assert.match(r.detail ?? "", /"sub"/);
+});
+
+Deno.test("handlePacket() with profile v1 keeps state, M and cached answers across a restart of the journal", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "udpjwt-v1-journal-" });
+  try {
+    const cache = new ReplayCache();
+    const opened = await JournalStore.open(dir, {
+      nowSec: () => NOW,
+      replayEntries: () => cache.entries(NOW),
+    });
+    const ctx = context({ store: opened.store, replay: cache });
+    await run(await token(v1Claims(0, { seq_max: 4 })), ctx);
+    const withExp = await token(
+      v1Claims(1, { seq_max: 4, matricula: "007", exp: NOW + 60 }),
+    );
+    const first = await run(withExp, ctx);
+    assert.equal(first.outcome, "ok");
+    await opened.store.close();
+
+    const again = await JournalStore.open(dir, { nowSec: () => NOW });
+    try {
+      const replay = new ReplayCache();
+      for (const e of again.replay) replay.add(e);
+      assert.equal(replay.size, 1, "only the token with exp is cached");
+      const rec = again.store.snapshot().ALPHA!;
+      assert.equal(rec.state, 1);
+      assert.equal(rec.seqMax, 4);
+      assert.ok("007" in rec.registrations);
+      const ctx2 = context({ store: again.store, replay });
+      const copy = await run(withExp, ctx2);
+      assert.equal(copy.outcome, "replayed");
+      assert.deepEqual(
+        new Uint8Array(copy.reply ?? []),
+        new Uint8Array(first.reply ?? []),
+      );
+      const next = await run(await token(v1Claims(2, { seq_max: 4 })), ctx2);
+      assert.equal((await answer(next)).next_number, 3);
+    } finally {
+      await again.store.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
