@@ -45,6 +45,11 @@ export interface Config {
   replayCache: number;
   /** Number of FSM states. */
   states: number;
+  /**
+   * The protocol served: "2", or profile v1 (the June 2023 lab: claims
+   * `group`/`seq_number`/`seq_max`/`matricula`, states 0..M per group).
+   */
+  profile: "2" | "v1";
   /** Clock leeway in seconds. */
   leewaySec: number;
   /** Largest datagram handled, in bytes. */
@@ -126,6 +131,8 @@ Options:
                          acknowledged step can be lost in a power failure)
   --replay-cache N       answers kept for retransmissions (default 20000)
   --states N             number of FSM states, 2-1000 (default 7)
+  --profile P            2 (default) or v1: the June 2023 lab's claims and
+                         machine (states 0..M, M from the roster or seq_max)
   --leeway SECONDS       allowed clock difference, 0-3600 (default 30)
   --max-datagram BYTES   larger datagrams are dropped, 64-65507 (default 8192)
   --min-rsa-bits BITS    shortest RSA key accepted, 1024-16384 (default 2048)
@@ -165,6 +172,7 @@ export function parseConfig(args: readonly string[]): Command {
       "no-fsync": { type: "boolean" },
       "replay-cache": { type: "string" },
       "states": { type: "string" },
+      "profile": { type: "string" },
       "leeway": { type: "string" },
       "max-datagram": { type: "string" },
       "min-rsa-bits": { type: "string" },
@@ -216,6 +224,19 @@ export function parseConfig(args: readonly string[]): Command {
       USAGE,
     );
   }
+  const profile = v.profile ?? "2";
+  if (profile !== "2" && profile !== "v1") {
+    throw usageError(
+      `Invalid value for --profile: "${profile}": expected 2 or v1`,
+      USAGE,
+    );
+  }
+  if (profile === "v1" && v.states !== undefined) {
+    throw usageError(
+      "--states does not apply to --profile v1: each group's machine has the states 0..M, M from the roster or the request's seq_max",
+      USAGE,
+    );
+  }
   const http = v.http === undefined ? undefined : parseHttpAddress(v.http);
   const httpToken = v["http-token"];
   if (httpToken !== undefined && !http) {
@@ -250,6 +271,7 @@ export function parseConfig(args: readonly string[]): Command {
       max: 1000,
       usage: USAGE,
     }),
+    profile,
     leewaySec: wholeNumber("--leeway", v.leeway, 30, {
       min: 0,
       max: 3600,

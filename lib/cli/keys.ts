@@ -283,7 +283,7 @@ export async function runKeys(args: string[], io: Io): Promise<number> {
       : `HMAC secret: ${s.file}: ${s.bytes} bytes${
         s.trailingNewline
           ? ", ending with a newline (part of the secret, as clients read it)"
-          : ""
+          : ", no trailing newline"
       }`,
   );
   if (report.problems.length === 0) {

@@ -37,6 +37,7 @@ import {
   walk,
   type WalkResult,
 } from "../client/walk.ts";
+import { runSendV1, splitProfile } from "./send_v1.ts";
 
 /** The usage text of `udpjwt send`. */
 export const SEND_USAGE =
@@ -54,6 +55,8 @@ Arguments:
   PORT                   the server's UDP port
 
 Options:
+  --profile v1           walk a --profile v1 server (the June 2023 lab's
+                         claims): see udpjwt send --profile v1 --help
   --group G              the group name, sent as "sub" (required)
   --key FILE             the group's private key (required): an OpenSSH
                          private key as ssh-keygen writes it (~/.ssh/id_ed25519),
@@ -487,7 +490,9 @@ function stepLine(step: StepReport): string {
  * unusable key or secret file (exit code 1).
  */
 export async function runSend(args: string[], io: Io): Promise<number> {
-  const a = parseSendArgs(args);
+  const { profile, rest } = splitProfile(args);
+  if (profile === "v1") return await runSendV1(rest, io);
+  const a = parseSendArgs(rest);
   if (!a) {
     io.out(SEND_USAGE);
     return 0;

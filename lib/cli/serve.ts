@@ -148,7 +148,11 @@ function summary(
   const lines = [
     `${VERSION}`,
     `listening on ${hostname} port ${port} (udp)`,
-    `states ${config.states}, leeway ${config.leewaySec} s, max datagram ${config.maxDatagram} bytes, min RSA ${config.minRsaBits} bits`,
+    `${
+      config.profile === "v1"
+        ? "profile v1 (states 0..M per group, M from the roster or seq_max)"
+        : `states ${config.states}`
+    }, leeway ${config.leewaySec} s, max datagram ${config.maxDatagram} bytes, min RSA ${config.minRsaBits} bits`,
     `verify: ${facts.verify}`,
     `HMAC secret: ${facts.secretFile} (${facts.secretBytes} bytes)`,
     `log: ${facts.logFile}`,
@@ -249,6 +253,7 @@ async function serve(config: Config, io: Io): Promise<number> {
       randomId: randomHex32,
       leewaySec: config.leewaySec,
       states: config.states,
+      ...(config.profile === "v1" ? { profile: "v1" as const } : {}),
       ...(roster ? { roster } : {}),
       lanes: new Map(),
     },

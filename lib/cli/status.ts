@@ -30,8 +30,11 @@ export interface LoadedState {
 
 /** One registration number a group sent, or should have sent. */
 export interface RegistrationStatus {
-  /** The registration number. */
-  registration: number;
+  /**
+   * The registration number (a string only for a profile v1 `matricula`
+   * that is not a plain safe integer, such as `"007"`).
+   */
+  registration: number | string;
   /** First time seen (ISO), or null when never seen. */
   first: string | null;
   /** Last time seen (ISO), or null when never seen. */
@@ -46,8 +49,13 @@ export interface GroupStatus {
   group: string;
   /** The FSM state. */
   state: number;
-  /** The state's colour. */
+  /** The state's colour (`-` for a profile v1 group: v1 has none). */
   colour: string;
+  /**
+   * Profile v1 groups only: M, the final state of the group's machine (the
+   * roster's member count or the `seq_max` of its last accepted request).
+   */
+  seqMax?: number;
   /** Completed walks. */
   walks: number;
   /** Times (ISO) of the latest completed walks (at most 100). */
@@ -157,19 +165,25 @@ export function summarize(
     const rec = groups[group] ?? emptyRecord();
     const members = roster?.get(group);
     const registrations = Object.entries(rec.registrations)
-      .map(([key, r]) => ({
-        registration: Number(key),
-        first: r.first,
-        last: r.last,
-        // The roster may have changed since: judge by the current one.
-        unlisted: members ? !members.has(Number(key)) : r.unlisted === true,
-      }))
-      .sort((a, b) => a.registration - b.registration);
+      .map(([key, r]) => {
+        const registration = registrationOf(key);
+        return {
+          registration,
+          first: r.first,
+          last: r.last,
+          // The roster may have changed since: judge by the current one.
+          unlisted: members
+            ? typeof registration !== "number" || !members.has(registration)
+            : r.unlisted === true,
+        };
+      })
+      .sort(byRegistration);
     const seen = new Set(registrations.map((r) => r.registration));
     return {
       group,
       state: rec.state,
-      colour: colourOf(rec.state),
+      colour: rec.seqMax === undefined ? colourOf(rec.state) : "-",
+      ...(rec.seqMax === undefined ? {} : { seqMax: rec.seqMax }),
       walks: rec.walkCount ?? rec.walks.length,
       walkTimes: [...rec.walks],
       registrations,
@@ -182,11 +196,31 @@ export function summarize(
   });
 }
 
+/** A recorded registration key as a number, unless it is not a plain one. */
+function registrationOf(key: string): number | string {
+  const n = Number(key);
+  return Number.isSafeInteger(n) && String(n) === key ? n : key;
+}
+
+/** Numbers in order, then the digit strings (profile v1) by value. */
+function byRegistration(
+  a: { registration: number | string },
+  b: { registration: number | string },
+): number {
+  const x = a.registration;
+  const y = b.registration;
+  if (typeof x === "number" && typeof y === "number") return x - y;
+  if (typeof x === "number") return -1;
+  if (typeof y === "number") return 1;
+  return x.length - y.length || (x < y ? -1 : x > y ? 1 : 0);
+}
+
 /** The usage text of `udpjwt status`. */
 export const STATUS_USAGE = `Usage: udpjwt status [DIR] [options]
 
 Shows each group's progress from the server's durable state: state number
-and colour, walks completed, registrations received (with the roster, also
+and colour (for a --profile v1 group, its state out of M instead), walks
+completed, registrations received (with the roster, also
 the missing ones, and registrations it does not list flagged "unlisted"),
 and the last activity. Reads the state without changing it, so it is safe
 while the server runs.
@@ -269,11 +303,22 @@ export async function runStatus(args: string[], io: Io): Promise<number> {
     io.out("no group has had a request accepted yet");
     return 0;
   }
+  // Profile v1 groups add a column M; a protocol 2 lab's table is unchanged.
+  const v1 = groups.some((g) => g.seqMax !== undefined);
   const table = formatTable([
-    ["GROUP", "STATE", "COLOUR", "WALKS", "REGISTRATIONS", "LAST ACTIVITY"],
+    [
+      "GROUP",
+      "STATE",
+      ...(v1 ? ["M"] : []),
+      "COLOUR",
+      "WALKS",
+      "REGISTRATIONS",
+      "LAST ACTIVITY",
+    ],
     ...groups.map((g) => [
       g.group,
       String(g.state),
+      ...(v1 ? [g.seqMax === undefined ? "-" : String(g.seqMax)] : []),
       g.colour,
       String(g.walks),
       registrationsText(g),

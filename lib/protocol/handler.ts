@@ -13,6 +13,8 @@
 
 import { type ErrorCode, ProtocolError, protocolError } from "./errors.ts";
 import { advance } from "./fsm.ts";
+import { stepV1 } from "./handler_v1.ts";
+import { checkClaimsV1, readGroupV1 } from "./profile_v1.ts";
 import type { GroupKey } from "../keys/key_ring.ts";
 import type { ReplayCache, ReplayEntry } from "../state/replay.ts";
 import type { Roster } from "../state/roster.ts";
@@ -55,6 +57,12 @@ export interface HandlerContext {
   roster?: Roster;
   /** Per-group ordering of FSM steps; one map per server. */
   lanes: Map<string, Promise<unknown>>;
+  /**
+   * The protocol served: 2, or profile v1 (the June 2023 lab's claims,
+   * machine and answers; lib/protocol/handler_v1.ts).
+   * @default {"2"}
+   */
+  profile?: "2" | "v1";
 }
 
 /** Outcome of one datagram, for the answer and the log. */
@@ -224,7 +232,7 @@ function errorResult(
 }
 
 /** What the ordered part of the handling decided. */
-type LaneOutcome =
+export type LaneOutcome =
   | { error: ProtocolError; verified?: { sub: string; group: string } }
   | { result: PacketResult; ready?: Promise<void> };
 
@@ -258,6 +266,7 @@ async function step(
   // An identical token answered while this copy was being verified.
   const hit = ctx.replay.lookup(parsed.text, nowSec);
   if (hit) return replayed(hit);
+  if (ctx.profile === "v1") return stepV1(ctx, parsed, key.group);
   const group = key.group;
   const verified = { sub: String(parsed.payload.sub), group };
   const members = ctx.roster?.get(group);
@@ -395,11 +404,13 @@ export function handlePacket(
     parsed = parseToken(request.text);
     request.payload = parsed.payloadBytes;
     const alg = checkAlg(parsed.header);
-    key = keyFor(readGroup(parsed.payload), alg, ctx.keys);
+    const v1 = ctx.profile === "v1";
+    const group = v1 ? readGroupV1(parsed.payload) : readGroup(parsed.payload);
+    key = keyFor(group, alg, ctx.keys);
     if (opts.answerErrors === false) {
       // Over budget: a request that would fail its claims is shed here,
       // without signature work.
-      checkClaims(parsed.payload, {
+      (v1 ? checkClaimsV1 : checkClaims)(parsed.payload, {
         now: ctx.now(),
         leewaySec: ctx.leewaySec,
       });

@@ -55,6 +55,8 @@ export function encodeJournalLine(entry: JournalEntry): string {
     w: e.completedWalk,
     t: e.at.toISOString(),
     ...(e.unlisted ? { u: true } : {}),
+    // Profile v1's M; lines without it (protocol 2, older journals) load too.
+    ...(e.seqMax !== undefined ? { m: e.seqMax } : {}),
     ...(e.replay
       ? {
         tok: e.replay.token,
@@ -76,7 +78,9 @@ function decodeLine(line: Uint8Array): JournalEntry {
   }
   const o = JSON.parse(json);
   const ok = Number.isSafeInteger(o.seq) && typeof o.g === "string" &&
-    Number.isInteger(o.s) && typeof o.r === "number" &&
+    Number.isInteger(o.s) &&
+    (typeof o.r === "number" || typeof o.r === "string") &&
+    (o.m === undefined || Number.isSafeInteger(o.m)) &&
     typeof o.w === "boolean" && typeof o.t === "string";
   if (!ok) throw new SyntaxError("unexpected fields");
   const event: GroupEvent = {
@@ -85,6 +89,7 @@ function decodeLine(line: Uint8Array): JournalEntry {
     completedWalk: o.w,
     at: new Date(o.t),
     ...(o.u ? { unlisted: true } : {}),
+    ...(o.m !== undefined ? { seqMax: o.m } : {}),
     ...(typeof o.tok === "string"
       ? {
         replay: {

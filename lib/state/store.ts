@@ -25,6 +25,11 @@ export interface GroupRecord {
   walks: string[];
   /** Walks completed in all (absent in records older than the count). */
   walkCount?: number;
+  /**
+   * Profile v1 only: M, the final state of the group's machine at its last
+   * accepted event (absent for protocol 2 groups).
+   */
+  seqMax?: number;
   /** The time (ISO) of the last accepted request, or null. */
   lastActivity: string | null;
 }
@@ -33,14 +38,19 @@ export interface GroupRecord {
 export interface GroupEvent {
   /** The state after the event. */
   state: number;
-  /** The request's registration number. */
-  registration: number;
+  /**
+   * The request's registration number (a string only for a profile v1
+   * `matricula` that cannot be a safe integer, such as `"007"`).
+   */
+  registration: number | string;
   /** Whether this event completed a walk. */
   completedWalk: boolean;
   /** When it happened. */
   at: Date;
   /** True when a roster exists and does not list the registration. */
   unlisted?: boolean;
+  /** Profile v1 only: M, the final state of the machine for this event. */
+  seqMax?: number;
   /** The answer, kept so a retransmission after a restart gets it again. */
   replay?: ReplayEntry;
 }
@@ -112,6 +122,7 @@ export function applyEvent(rec: GroupRecord, event: GroupEvent): void {
     if (rec.walks.length > MAX_WALK_TIMES) rec.walks.shift();
   }
   rec.lastActivity = at;
+  if (event.seqMax !== undefined) rec.seqMax = event.seqMax;
 }
 
 /** Distinct registration numbers recorded per group. */

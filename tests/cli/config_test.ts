@@ -23,7 +23,15 @@ Deno.test("parseConfig() defaults to 127.0.0.1 port 44555 in the current directo
   assert.equal(c.errorRate, 50);
   assert.equal(c.errorBurst, 100);
   assert.equal(c.logLevel, "info");
+  assert.equal(c.profile, "2");
   assert.ok(Object.isFrozen(c));
+});
+
+Deno.test("parseConfig() reads --profile v1, which takes no --states", () => {
+  const c = serve(["--profile", "v1", "--min-rsa-bits", "1024"]);
+  assert.equal(c.profile, "v1");
+  assert.equal(c.minRsaBits, 1024);
+  assert.equal(serve(["--profile=2"]).profile, "2");
 });
 
 Deno.test("parseConfig() reads ADDRESS PORT DIR, with or without serve", () => {
@@ -93,6 +101,8 @@ Deno.test("parseConfig() rejects bad flags and values with exit code 2, naming t
     [["127.0.0.1", "http"], /PORT.*"http"/],
     [["127.0.0.1", "70000"], /PORT/],
     [["a", "1", "d", "extra"], /Too many arguments.*extra/],
+    [["--profile", "v2"], /--profile.*"v2".*2 or v1/],
+    [["--profile", "v1", "--states", "5"], /--states does not apply/],
   ];
   for (const [args, message] of cases) {
     await t.step(args.join(" "), () => {

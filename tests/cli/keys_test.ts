@@ -158,7 +158,11 @@ Deno.test("keys exits 0 for a clean lab and lists files the server ignores", asy
         /^- +notes\.txt .* ignored: not a \.pem or \.ssh file$/.test(l)
       ),
     );
-    assert.ok(io.lines.some((l) => /^HMAC secret: .*: 6 bytes$/.test(l)));
+    assert.ok(
+      io.lines.some((l) =>
+        /^HMAC secret: .*: 6 bytes, no trailing newline$/.test(l)
+      ),
+    );
     assert.equal(io.lines.at(-1), "ok: the server would load every key file");
     const json = capture();
     assert.equal(await runKeys([dir, "--json"], json), 0);

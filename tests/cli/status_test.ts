@@ -358,3 +358,34 @@ Deno.test("status: an empty state, a missing one, a bad roster, usage errors", a
   assert.equal(unknown.code, 2);
   assert.match(unknown.stderr, /Usage: udpjwt status/);
 });
+
+Deno.test("summarize() shows a profile v1 group with its M, no colour, and matriculas kept as strings", () => {
+  const roster = parseRoster('{"groups": {"old": [7, 8]}}', "groups.json");
+  const groups = {
+    OLD: {
+      state: 2,
+      seqMax: 2,
+      registrations: {
+        "8": { first: "a", last: "b" },
+        "007": { first: "c", last: "d", unlisted: true },
+        "7": { first: "e", last: "f" },
+      },
+      walks: ["w"],
+      walkCount: 1,
+      lastActivity: "f",
+    },
+  };
+  const [old] = summarize(groups, roster);
+  assert.equal(old?.seqMax, 2);
+  assert.equal(old?.colour, "-");
+  assert.deepEqual(
+    old?.registrations.map((r) => [r.registration, r.unlisted]),
+    [[7, false], [8, false], ["007", true]],
+  );
+  assert.deepEqual(old?.missing, []);
+  // A protocol 2 group has no seqMax at all, and its colour.
+  const { seqMax: _, ...p2 } = groups.OLD;
+  const [plain] = summarize({ P2: { ...p2, state: 3 } });
+  assert.equal(plain && "seqMax" in plain, false);
+  assert.equal(plain?.colour, "GREEN");
+});

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { crc32 } from "node:zlib";
 import {
   encodeJournalLine,
   parseJournal,
@@ -130,4 +131,41 @@ Deno.test("parseJournal() loses only the line with a flipped byte", () => {
       assert.deepEqual(e, entries[e.seq - 1], `byte ${i}`);
     }
   }
+});
+
+Deno.test("parseJournal() still loads a line written before profile v1 (no M)", () => {
+  // Written by the server before profile v1 existed, byte for byte.
+  const line =
+    'd71247e4 {"seq":1,"g":"ALPHA","s":1,"r":20230001,"w":false,"t":"2026-11-23T12:00:01.000Z","tok":"a.b.c","jti":"j1","rep":"h.p.s","exp":99}\n';
+  const parsed = parseJournal(new TextEncoder().encode(line));
+  assert.equal(parsed.damage, undefined);
+  const [e] = parsed.entries;
+  assert.ok(e);
+  assert.equal(e.event.seqMax, undefined);
+  assert.equal(e.event.registration, 20230001);
+  assert.equal(e.event.replay?.expiresAt, 99);
+  // And the current encoder writes that line unchanged for such an event.
+  assert.equal(encodeJournalLine(e), line);
+});
+
+Deno.test("parseJournal() decodes a profile v1 event: M and a matricula kept as a string", () => {
+  const entries = [
+    entry(1, 1, { seqMax: 3 }),
+    entry(2, 2, { seqMax: 4, registration: "007" }),
+    entry(3, 3, { seqMax: 4, registration: "12345678901234567890" }),
+  ];
+  const bytes = journalBytes(entries);
+  assert.match(new TextDecoder().decode(bytes), /"r":"007","w":false,.*"m":4/);
+  const parsed = parseJournal(bytes);
+  assert.equal(parsed.damage, undefined);
+  assert.deepEqual(parsed.entries, entries);
+});
+
+Deno.test("parseJournal() sets aside a line whose M is not an integer", () => {
+  const text = new TextDecoder().decode(journalBytes([entry(1, 1)]));
+  const json = text.slice(9, -1).replace(/}$/, ',"m":"3"}');
+  const crc = crc32(json).toString(16).padStart(8, "0");
+  const parsed = parseJournal(new TextEncoder().encode(`${crc} ${json}\n`));
+  assert.equal(parsed.entries.length, 0);
+  assert.match(parsed.damage ?? "", /unexpected fields/);
 });
