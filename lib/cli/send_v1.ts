@@ -15,8 +15,11 @@
 
 import { parseFlags, usageError, wholeNumber } from "./_flags.ts";
 import { ConfigError, fileProblem, type Io } from "./errors.ts";
-import { describeKey, fingerprint } from "../keys/public_key.ts";
-import { loadPrivateKey } from "../keys/private_key.ts";
+import {
+  describePublicKey,
+  loadPrivateKey,
+  sshFingerprint,
+} from "../keys/private_key.ts";
 import { GROUP_NAME } from "../keys/key_ring.ts";
 import { type RetryOptions, seededRandom } from "../client/retry.ts";
 import { LossySocket, UdpClientSocket } from "../client/socket.ts";
@@ -378,7 +381,7 @@ export async function runSendV1(args: string[], io: Io): Promise<number> {
     }
   }
   const seed = a.seed ?? crypto.getRandomValues(new Uint32Array(1))[0]!;
-  const keyFingerprint = await fingerprint(loaded.publicKey);
+  const keyFingerprint = await sshFingerprint(loaded.publicKey);
   const socket = new UdpClientSocket(a.hostname, a.port);
   const now = () => performance.timeOrigin + performance.now();
   const lossy = a.loss > 0
@@ -391,7 +394,7 @@ export async function runSendV1(args: string[], io: Io): Promise<number> {
   if (!a.json) {
     io.out(
       `udpjwt send --profile v1: group ${a.group.toUpperCase()} (M ${a.seqMax}) to ${a.hostname} port ${a.port}, key ${a.keyFile} (${loaded.info.alg}, ${
-        describeKey(loaded.publicKey)
+        describePublicKey(loaded.publicKey)
       }, ${keyFingerprint})${a.bare ? ", bare tokens (no exp)" : ""}`,
     );
     io.out(
