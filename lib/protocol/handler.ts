@@ -11,6 +11,7 @@
  * @module
  */
 
+import { type AnswerSigner, fitResponse } from "./answer_signer.ts";
 import { type ErrorCode, ProtocolError, protocolError } from "./errors.ts";
 import { advance } from "./fsm.ts";
 import type { GroupKey } from "../keys/key_ring.ts";
@@ -39,6 +40,8 @@ export interface HandlerContext {
   keys: ReadonlyMap<string, GroupKey>;
   /** The HMAC secret for answers, raw bytes. */
   secret: Uint8Array;
+  /** Signs answers instead of HS256 with `secret` (`--answer-key`). */
+  answerSigner?: AnswerSigner;
   /** Group state. */
   store: StateStore;
   /** Answers to recent tokens, and the `jti`s seen. */
@@ -177,6 +180,16 @@ function inLane<T>(
  */
 const MIN_ERROR_ANSWER = 360;
 
+/** Signs an answer with the answer key, else HS256 with the secret. */
+function signAnswer(
+  ctx: HandlerContext,
+  claims: Record<string, unknown> | string,
+): Uint8Array {
+  return ctx.answerSigner
+    ? ctx.answerSigner.sign(claims)
+    : signResponse(claims, ctx.secret);
+}
+
 /** The datagram as the error path needs it. */
 interface Request {
   size: number;
@@ -213,14 +226,16 @@ function errorResult(
   if (payload) claims.id_request = sha256Hex(payload);
   claims.response = `ERROR: ${err.message.slice(0, 300)}`;
   claims.error = err.code;
-  const json = JSON.stringify(claims);
-  if (!verified && responseSize(json) > 3 * request.size) {
+  const signer = ctx.answerSigner;
+  const size = signer ? (j: string) => signer.size(j) : responseSize;
+  const json = fitResponse(claims, size);
+  if (!verified && size(json) > 3 * request.size) {
     return amplification();
   }
   if (options.takeErrorToken && !options.takeErrorToken()) {
     return { ...base, reply: null, outcome: "dropped:rate_limit" };
   }
-  return { ...base, reply: signResponse(json, ctx.secret) };
+  return { ...base, reply: signAnswer(ctx, json) };
 }
 
 /** What the ordered part of the handling decided. */
@@ -299,7 +314,7 @@ async function step(
   const answer = baseClaims(ctx, claims.sub);
   answer.id_request = sha256Hex(parsed.payloadBytes);
   answer.next_number = t.nextNumber;
-  const reply = entry.reply = signResponse(answer, ctx.secret);
+  const reply = entry.reply = signAnswer(ctx, answer);
   const completedWalk = sn === ctx.states - 1 &&
     previousState === ctx.states - 2;
   const unlisted = members ? !members.has(claims.registration) : false;
