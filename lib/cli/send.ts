@@ -22,6 +22,7 @@ import { ConfigError, fileProblem, type Io } from "./errors.ts";
 import { describeKey, fingerprint } from "../keys/public_key.ts";
 import { loadPrivateKey } from "../keys/private_key.ts";
 import { GROUP_NAME } from "../keys/key_ring.ts";
+import { jwksVerifier, parseJwks } from "../client/answer_jwks.ts";
 import { type RetryOptions, seededRandom } from "../client/retry.ts";
 import { LossySocket, UdpClientSocket } from "../client/socket.ts";
 import {
@@ -54,6 +55,10 @@ Options:
                          number of distinct registrations)
   --secret FILE          the lab's HMAC secret, to verify the answers
                          (without it they are decoded but not verified)
+  --answer-jwks FILE     the server's JWK Set (udpjwt keys --answer-key K
+                         --jwks, or its /jwks.json), to verify answers
+                         signed by the server's own key (--answer-key)
+                         instead of HS256; excludes --secret
   --from N               first event sent (default 0)
   --to M                 last event sent (default: the final state)
   --states N             the server's number of states, 2-1000 (default 7)
@@ -86,6 +91,7 @@ interface SendArgs {
   group: string;
   keyFile: string;
   secretFile?: string;
+  answerJwksFile?: string;
   registrations: number[];
   seqMax?: number;
   from: number;
@@ -106,6 +112,7 @@ function parseSendArgs(args: readonly string[]): SendArgs | undefined {
     registration: { type: "string", multiple: true },
     "seq-max": { type: "string" },
     secret: { type: "string" },
+    "answer-jwks": { type: "string" },
     from: { type: "string" },
     to: { type: "string" },
     states: { type: "string" },
@@ -150,6 +157,12 @@ function parseSendArgs(args: readonly string[]): SendArgs | undefined {
   if (v.key === undefined) {
     throw usageError(
       "Missing --key: give the group's private key file (PEM)",
+      u,
+    );
+  }
+  if (v.secret !== undefined && v["answer-jwks"] !== undefined) {
+    throw usageError(
+      "--secret and --answer-jwks exclude each other: give --answer-jwks when the server signs answers with its own key, else --secret",
       u,
     );
   }
@@ -202,6 +215,9 @@ function parseSendArgs(args: readonly string[]): SendArgs | undefined {
     group: v.group,
     keyFile: v.key,
     ...(v.secret === undefined ? {} : { secretFile: v.secret }),
+    ...(v["answer-jwks"] === undefined
+      ? {}
+      : { answerJwksFile: v["answer-jwks"] }),
     registrations,
     ...(v["seq-max"] === undefined ? {} : {
       seqMax: wholeNumber("--seq-max", v["seq-max"], 1, {
@@ -315,6 +331,22 @@ export async function runSend(args: string[], io: Io): Promise<number> {
       );
     }
   }
+  let verifyAnswer;
+  if (a.answerJwksFile !== undefined) {
+    const text = new TextDecoder().decode(
+      await readFileFor("--answer-jwks", a.answerJwksFile),
+    );
+    try {
+      verifyAnswer = jwksVerifier(parseJwks(text));
+    } catch (e) {
+      throw new ConfigError(
+        `Cannot use --answer-jwks "${a.answerJwksFile}": ${
+          e instanceof Error ? e.message : e
+        }`,
+        { exitCode: 1, cause: e },
+      );
+    }
+  }
   const seed = a.seed ?? crypto.getRandomValues(new Uint32Array(1))[0]!;
   const keyFingerprint = await fingerprint(loaded.publicKey);
   const socket = new UdpClientSocket(a.hostname, a.port);
@@ -333,7 +365,9 @@ export async function runSend(args: string[], io: Io): Promise<number> {
       }, ${keyFingerprint})`,
     );
     io.out(
-      secret
+      verifyAnswer
+        ? `answers verified with the server's JWK Set ${a.answerJwksFile}`
+        : secret
         ? `answers verified with ${a.secretFile}`
         : "answers NOT verified: pass --secret FILE to check their HS256 signature",
     );
@@ -357,6 +391,7 @@ export async function runSend(args: string[], io: Io): Promise<number> {
         states: a.states,
         lifetimeSec: a.lifetimeSec,
         ...(secret ? { secret } : {}),
+        ...(verifyAnswer ? { verifyAnswer } : {}),
         retry: a.retry,
         now,
         // Seeded too, so a --seed run repeats its waits as well as its losses.
@@ -405,7 +440,7 @@ export async function runSend(args: string[], io: Io): Promise<number> {
       retries: result.retries,
       stale,
       elapsed_ms: round(result.elapsedMs),
-      verified: secret !== undefined,
+      verified: secret !== undefined || verifyAnswer !== undefined,
       failed_at: failed?.sn ?? null,
       error: failed?.error ?? null,
       reason: failed?.reason ?? null,

@@ -3,6 +3,7 @@ import { readAnswerKey } from "../../lib/cli/_answer_key.ts";
 import { parseConfig } from "../../lib/cli/config.ts";
 import { ConfigError } from "../../lib/cli/errors.ts";
 import { runKeys } from "../../lib/cli/keys.ts";
+import { runSend } from "../../lib/cli/send.ts";
 import { capture } from "../_helpers.ts";
 
 const KEYS = "tests/testdata/answer_keys";
@@ -73,4 +74,34 @@ Deno.test("runKeys() --answer-key FILE adds the key to the lab check", async () 
     kid: key.kid,
     jwks: key.jwks,
   });
+});
+
+Deno.test("runSend() --answer-jwks: exclusive with --secret, refuses a bad set", async () => {
+  const base = [
+    "127.0.0.1",
+    "9",
+    "--group",
+    "heartbeat",
+    "--key",
+    "tests/testdata/vectors/private/heartbeat.key",
+  ];
+  await assert.rejects(
+    runSend([...base, "--secret", "x", "--answer-jwks", "y"], capture()),
+    { exitCode: 2, message: /exclude each other/ },
+  );
+  await assert.rejects(
+    runSend([...base, "--answer-jwks", `${KEYS}/ed25519.pem`], capture()),
+    (e: unknown) => {
+      assert.ok(e instanceof ConfigError);
+      assert.equal(e.exitCode, 1);
+      assert.match(
+        e.message,
+        /^Cannot use --answer-jwks ".*ed25519.pem": not JSON/,
+      );
+      return true;
+    },
+  );
+  const io = capture();
+  assert.equal(await runSend(["--help"], io), 0);
+  assert.match(io.lines.join("\n"), /--answer-jwks FILE/);
 });
