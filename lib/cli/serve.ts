@@ -155,7 +155,7 @@ function summary(
     `HMAC secret: ${facts.secretFile} (${facts.secretBytes} bytes)`,
     ...(facts.answerKey
       ? [
-        `answer key: ${facts.answerKey.file} (${facts.answerKey.alg}, ${facts.answerKey.description}, kid ${facts.answerKey.kid}): answers are not HS256`,
+        `answer key: ${facts.answerKey.file} (${facts.answerKey.alg}, ${facts.answerKey.description}, kid ${facts.answerKey.kid}; signing: ${facts.answerKey.engine}): answers are not HS256`,
       ]
       : []),
     `log: ${facts.logFile}`,
@@ -211,7 +211,7 @@ async function serve(config: Config, io: Io): Promise<number> {
   const { backend } = selected;
   const answerKey = config.answerKey === undefined
     ? undefined
-    : await readAnswerKey(config.answerKey);
+    : await readAnswerKey(config.answerKey, { openssl: true });
   const ring = await readKeys(config, backend, io);
   try {
     await Deno.mkdir(config.logDir, { recursive: true });

@@ -22,6 +22,7 @@ import {
   type KeyObject,
   sign,
   type SignKeyObjectInput,
+  verify,
 } from "node:crypto";
 import { calculateJwkThumbprint, type JWK } from "jose";
 import {
@@ -54,6 +55,8 @@ export interface AnswerKey {
   jwks: JwkSet;
   /** Signs answers with the key. */
   signer: AnswerSigner;
+  /** What computes the signatures: `node:crypto`, or OpenSSL's version. */
+  engine: string;
 }
 
 /**
@@ -148,22 +151,65 @@ function publicMembers(jwk: NodeJwk): JWK {
   }
 }
 
+/** Signs a JWS signing input, returning the signature as JWS wants it. */
+export type RawSign = (input: Uint8Array) => Uint8Array;
+
 /**
- * A signer over a private key: header `{"alg":…,"typ":"JWT","kid":…}`,
- * signatures by `node:crypto` (ECDSA as the raw `r || s` JWS wants).
+ * Makes a faster signature function for a key, or undefined to keep
+ * `node:crypto` (lib/keys/_openssl_sign.ts makes one through libcrypto).
+ */
+export type SignatureFactory = (
+  pkcs8: Uint8Array,
+  alg: AnswerAlg,
+) => RawSign | undefined;
+
+/** Options of {@linkcode parseAnswerKey}. */
+export interface AnswerKeyOptions {
+  /**
+   * Another signature implementation and its name; used only when its first
+   * signature verifies with `node:crypto`.
+   * @default {undefined: node:crypto signs}
+   */
+  signatures?: { factory: SignatureFactory; engine: string };
+}
+
+/** `node:crypto`'s signature, ECDSA as the raw `r || s` JWS wants. */
+function nodeSign(key: KeyObject, alg: AnswerAlg): RawSign {
+  const hash = alg === "EdDSA" ? null : "sha256";
+  const input: KeyObject | SignKeyObjectInput = alg === "ES256"
+    ? { key, dsaEncoding: "ieee-p1363" }
+    : key;
+  return (data) => sign(hash, data, input);
+}
+
+/** Whether `raw` makes signatures `node:crypto` verifies. */
+function selfTest(key: KeyObject, alg: AnswerAlg, raw: RawSign): boolean {
+  const data = Buffer.from("udpjwt answer key self-test");
+  try {
+    return verify(
+      alg === "EdDSA" ? null : "sha256",
+      data,
+      alg === "ES256"
+        ? { key: createPublicKey(key), dsaEncoding: "ieee-p1363" }
+        : createPublicKey(key),
+      raw(data),
+    );
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A signer: header `{"alg":…,"typ":"JWT","kid":…}`, signatures by `raw`.
  */
 function keySigner(
-  key: KeyObject,
+  raw: RawSign,
   alg: AnswerAlg,
   kid: string,
   signatureBytes: number,
 ): AnswerSigner {
   const header = Buffer.from(JSON.stringify({ alg, typ: "JWT", kid }))
     .toString("base64url");
-  const hash = alg === "EdDSA" ? null : "sha256";
-  const input: KeyObject | SignKeyObjectInput = alg === "ES256"
-    ? { key, dsaEncoding: "ieee-p1363" }
-    : key;
   const tail = 1 + base64urlLength(signatureBytes);
   return {
     alg,
@@ -171,7 +217,7 @@ function keySigner(
     sign(claims) {
       const json = typeof claims === "string" ? claims : JSON.stringify(claims);
       const signing = `${header}.${Buffer.from(json).toString("base64url")}`;
-      const signature = sign(hash, Buffer.from(signing), input);
+      const signature = Buffer.from(raw(Buffer.from(signing)));
       return Buffer.from(`${signing}.${signature.toString("base64url")}`);
     },
     size(json) {
@@ -180,11 +226,11 @@ function keySigner(
     },
   };
 }
-
 /**
  * Reads an answer key from its PEM text.
  *
  * @param text The file's text: one unencrypted PKCS#8 `PRIVATE KEY` block.
+ * @param options Another signature implementation to try.
  * @returns The key's algorithm, `kid`, JWK Set and signer.
  * @throws {SyntaxError} When the text is not PEM or the key does not parse.
  * @throws {TypeError} When the key is of a refused kind: encrypted, a public
@@ -199,7 +245,10 @@ function keySigner(
  * key.jwks.keys[0]!.kid === key.kid; // true
  * ```
  */
-export async function parseAnswerKey(text: string): Promise<AnswerKey> {
+export async function parseAnswerKey(
+  text: string,
+  options?: AnswerKeyOptions,
+): Promise<AnswerKey> {
   checkArmour(text);
   let key: KeyObject;
   try {
@@ -216,12 +265,31 @@ export async function parseAnswerKey(text: string): Promise<AnswerKey> {
   );
   const kid = await calculateJwkThumbprint(members, "sha256");
   const jwk: JWK = { ...members, kid, alg, use: "sig" };
-  const signer = keySigner(key, alg, kid, signatureBytes);
+  let raw = nodeSign(key, alg);
+  let engine = "node:crypto";
+  const other = options?.signatures;
+  const fast = other?.factory(
+    key.export({ type: "pkcs8", format: "der" }),
+    alg,
+  );
+  if (other && fast && selfTest(key, alg, fast)) {
+    raw = fast;
+    engine = other.engine;
+  }
+  const signer = keySigner(raw, alg, kid, signatureBytes);
   const largest = largestAnswer(signer);
   if (largest >= ANSWER_LIMIT) {
     refuse(
       `answers signed by this ${description} key would take up to ${largest} bytes; they must stay under 1,000 (clients read them into 1 KiB buffers): ${SUPPORTED}`,
     );
   }
-  return { alg, kid, description, jwk, jwks: { keys: [jwk] }, signer };
+  return {
+    alg,
+    kid,
+    description,
+    jwk,
+    jwks: { keys: [jwk] },
+    signer,
+    engine,
+  };
 }
