@@ -22,7 +22,11 @@ import { ConfigError, fileProblem, type Io } from "./errors.ts";
 import { describeKey, fingerprint } from "../keys/public_key.ts";
 import { loadPrivateKey } from "../keys/private_key.ts";
 import { GROUP_NAME } from "../keys/key_ring.ts";
-import { jwksVerifier, parseJwks } from "../client/answer_jwks.ts";
+import {
+  type AnswerVerifier,
+  jwksVerifier,
+  parseJwks,
+} from "../client/answer_jwks.ts";
 import { type RetryOptions, seededRandom } from "../client/retry.ts";
 import { LossySocket, UdpClientSocket } from "../client/socket.ts";
 import {
@@ -331,7 +335,7 @@ export async function runSend(args: string[], io: Io): Promise<number> {
       );
     }
   }
-  let verifyAnswer;
+  let verifyAnswer: AnswerVerifier | undefined;
   if (a.answerJwksFile !== undefined) {
     const text = new TextDecoder().decode(
       await readFileFor("--answer-jwks", a.answerJwksFile),
