@@ -68,6 +68,8 @@ export interface Config {
   http?: { hostname: string; port: number };
   /** The file holding the HTTP side's bearer token, when one is required. */
   httpToken?: string;
+  /** The private key that signs answers instead of HS256, when given. */
+  answerKey?: string;
 }
 
 /** Whether an address is loopback only (the HTTP side needs no token there). */
@@ -145,6 +147,9 @@ Options:
                          /api/status over HTTP (off by default)
   --http-token FILE      require the token in FILE on every HTTP request
                          (needed when --http is not a loopback address)
+  --answer-key FILE      sign answers with this private key (PKCS#8 PEM:
+                         Ed25519, EC P-256 or RSA 2048) instead of HS256
+                         with the shared secret; its JWK Set is published
   -h, --help             show this help
   -V, --version          show the version
 
@@ -182,6 +187,7 @@ export function parseConfig(args: readonly string[]): Command {
       "verify": { type: "string" },
       "http": { type: "string" },
       "http-token": { type: "string" },
+      "answer-key": { type: "string" },
       "help": { type: "boolean", short: "h" },
       "version": { type: "boolean", short: "V" },
     },
@@ -245,6 +251,9 @@ export function parseConfig(args: readonly string[]): Command {
   if (httpToken === "") {
     throw usageError("Invalid --http-token: empty path", USAGE);
   }
+  if (v["answer-key"] === "") {
+    throw usageError("Invalid --answer-key: empty path", USAGE);
+  }
   if (http && !isLoopback(http.hostname) && httpToken === undefined) {
     // One line, no usage text: the fix is in the message.
     throw new ConfigError(
@@ -301,6 +310,7 @@ export function parseConfig(args: readonly string[]): Command {
     verify,
     ...(http ? { http } : {}),
     ...(httpToken !== undefined ? { httpToken } : {}),
+    ...(v["answer-key"] !== undefined ? { answerKey: v["answer-key"] } : {}),
   };
   return { command: "serve", config: Object.freeze(config) };
 }

@@ -13,9 +13,11 @@ import {
   joinPath,
   labDirArgument,
   parseFlags,
+  usageError,
   wholeNumber,
 } from "./_flags.ts";
 import { ConfigError, fileProblem, type Io } from "./errors.ts";
+import { type LoadedAnswerKey, readAnswerKey } from "./_answer_key.ts";
 import { groupOfFile, loadKeys } from "../keys/key_ring.ts";
 import { fingerprint, parsePublicKey } from "../keys/public_key.ts";
 
@@ -209,6 +211,10 @@ Options:
   --keys-priv DIR        holds key_secret_for_hmac.txt (default DIR/keys_priv)
   --min-rsa-bits BITS    shortest RSA key accepted, 1024-16384 (default 2048)
   --json                 one JSON object instead of the table
+  --answer-key FILE      also check the server's answer key (PKCS#8 PEM:
+                         Ed25519, EC P-256 or RSA 2048)
+  --jwks                 with --answer-key: print only its public JWK Set
+                         (JSON), to publish for the students
   -h, --help             show this help`;
 
 /**
@@ -227,10 +233,22 @@ export async function runKeys(args: string[], io: Io): Promise<number> {
     "keys-priv": { type: "string" },
     "min-rsa-bits": { type: "string" },
     json: { type: "boolean" },
+    "answer-key": { type: "string" },
+    jwks: { type: "boolean" },
     help: { type: "boolean", short: "h" },
   }, u);
   if (v.help) {
     io.out(u);
+    return 0;
+  }
+  if (v.jwks && v["answer-key"] === undefined) {
+    throw usageError("--jwks needs --answer-key FILE", u);
+  }
+  const answerKey = v["answer-key"] === undefined
+    ? undefined
+    : await readAnswerKey(v["answer-key"]);
+  if (v.jwks && answerKey) {
+    io.out(JSON.stringify(answerKey.jwks, null, 2));
     return 0;
   }
   const dir = labDirArgument(positionals, u);
@@ -252,7 +270,11 @@ export async function runKeys(args: string[], io: Io): Promise<number> {
     );
   }
   if (v.json) {
-    io.out(JSON.stringify({ ...report, ok: report.problems.length === 0 }));
+    io.out(JSON.stringify({
+      ...report,
+      ...(answerKey ? { answerKey: answerKeyJson(answerKey) } : {}),
+      ok: report.problems.length === 0,
+    }));
     return report.problems.length === 0 ? 0 : 1;
   }
   const keyFiles = report.rows.filter((r) => r.status !== "ignored").length;
@@ -286,10 +308,19 @@ export async function runKeys(args: string[], io: Io): Promise<number> {
           : ", no trailing newline"
       }`,
   );
+  if (answerKey) {
+    io.out(
+      `answer key: ${answerKey.file}: ${answerKey.alg}, ${answerKey.description}, kid ${answerKey.kid} (publish: udpjwt keys --answer-key ${answerKey.file} --jwks)`,
+    );
+  }
   if (report.problems.length === 0) {
     io.out("ok: the server would load every key file");
     return 0;
   }
   io.out(`NOT ok: ${report.problems.join("; ")}`);
   return 1;
+}
+
+function answerKeyJson(key: LoadedAnswerKey): Record<string, unknown> {
+  return { file: key.file, alg: key.alg, kid: key.kid, jwks: key.jwks };
 }

@@ -29,6 +29,11 @@ import {
   sshFingerprint,
 } from "../keys/private_key.ts";
 import { GROUP_NAME } from "../keys/key_ring.ts";
+import {
+  type AnswerVerifier,
+  jwksVerifier,
+  parseJwks,
+} from "../client/answer_jwks.ts";
 import { type RetryOptions, seededRandom } from "../client/retry.ts";
 import { LossySocket, UdpClientSocket } from "../client/socket.ts";
 import {
@@ -75,6 +80,10 @@ Options:
                          number of distinct registrations)
   --secret FILE          the lab's HMAC secret, to verify the answers
                          (without it they are decoded but not verified)
+  --answer-jwks FILE     the server's JWK Set (udpjwt keys --answer-key K
+                         --jwks, or its /jwks.json), to verify answers
+                         signed by the server's own key (--answer-key)
+                         instead of HS256; excludes --secret
   --from N               first event sent (default 0)
   --to M                 last event sent (default: the final state)
   --states N             the server's number of states, 2-1000 (default 7)
@@ -110,6 +119,7 @@ interface SendArgs {
   alg?: string;
   kid?: string;
   secretFile?: string;
+  answerJwksFile?: string;
   registrations: number[];
   seqMax?: number;
   from: number;
@@ -133,6 +143,7 @@ function parseSendArgs(args: readonly string[]): SendArgs | undefined {
     registration: { type: "string", multiple: true },
     "seq-max": { type: "string" },
     secret: { type: "string" },
+    "answer-jwks": { type: "string" },
     from: { type: "string" },
     to: { type: "string" },
     states: { type: "string" },
@@ -201,6 +212,12 @@ function parseSendArgs(args: readonly string[]): SendArgs | undefined {
       u,
     );
   }
+  if (v.secret !== undefined && v["answer-jwks"] !== undefined) {
+    throw usageError(
+      "--secret and --answer-jwks exclude each other: give --answer-jwks when the server signs answers with its own key, else --secret",
+      u,
+    );
+  }
   const registrations = (v.registration ?? ["0"]).map((r) => {
     if (!/^-?\d+$/.test(r) || !Number.isSafeInteger(Number(r))) {
       throw usageError(
@@ -255,6 +272,9 @@ function parseSendArgs(args: readonly string[]): SendArgs | undefined {
     ...(alg === undefined ? {} : { alg }),
     ...(v.kid === undefined ? {} : { kid: v.kid }),
     ...(v.secret === undefined ? {} : { secretFile: v.secret }),
+    ...(v["answer-jwks"] === undefined
+      ? {}
+      : { answerJwksFile: v["answer-jwks"] }),
     registrations,
     ...(v["seq-max"] === undefined ? {} : {
       seqMax: wholeNumber("--seq-max", v["seq-max"], 1, {
@@ -511,6 +531,22 @@ export async function runSend(args: string[], io: Io): Promise<number> {
       );
     }
   }
+  let verifyAnswer: AnswerVerifier | undefined;
+  if (a.answerJwksFile !== undefined) {
+    const text = new TextDecoder().decode(
+      await readFileFor("--answer-jwks", a.answerJwksFile),
+    );
+    try {
+      verifyAnswer = jwksVerifier(parseJwks(text));
+    } catch (e) {
+      throw new ConfigError(
+        `Cannot use --answer-jwks "${a.answerJwksFile}": ${
+          e instanceof Error ? e.message : e
+        }`,
+        { exitCode: 1, cause: e },
+      );
+    }
+  }
   const seed = a.seed ?? crypto.getRandomValues(new Uint32Array(1))[0]!;
   const keyFingerprint = await sshFingerprint(loaded.publicKey);
   const socket = new UdpClientSocket(a.hostname, a.port);
@@ -531,7 +567,9 @@ export async function runSend(args: string[], io: Io): Promise<number> {
       })`,
     );
     io.out(
-      secret
+      verifyAnswer
+        ? `answers verified with the server's JWK Set ${a.answerJwksFile}`
+        : secret
         ? `answers verified with ${a.secretFile}`
         : "answers NOT verified: pass --secret FILE to check their HS256 signature",
     );
@@ -555,6 +593,7 @@ export async function runSend(args: string[], io: Io): Promise<number> {
         states: a.states,
         lifetimeSec: a.lifetimeSec,
         ...(secret ? { secret } : {}),
+        ...(verifyAnswer ? { verifyAnswer } : {}),
         retry: a.retry,
         now,
         // Seeded too, so a --seed run repeats its waits as well as its losses.
@@ -604,7 +643,7 @@ export async function runSend(args: string[], io: Io): Promise<number> {
       retries: result.retries,
       stale,
       elapsed_ms: round(result.elapsedMs),
-      verified: secret !== undefined,
+      verified: secret !== undefined || verifyAnswer !== undefined,
       failed_at: failed?.sn ?? null,
       error: failed?.error ?? null,
       reason: failed?.reason ?? null,

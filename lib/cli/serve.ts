@@ -22,6 +22,7 @@ import { JournalStore } from "../state/journal.ts";
 import { ReplayCache } from "../state/replay.ts";
 import { loadRoster, type Roster } from "../state/roster.ts";
 import { listenHttp, liveView } from "./serve_http.ts";
+import { type LoadedAnswerKey, readAnswerKey } from "./_answer_key.ts";
 
 /** The demo material shipped in the repository, recognised to warn about it. */
 const DEMO_SECRET_PREFIX = "udpjwt-demo-";
@@ -126,6 +127,7 @@ interface Facts {
   secretBytes: number;
   logFile: string;
   http: HttpSide | undefined;
+  answerKey: LoadedAnswerKey | undefined;
   roster: Roster | undefined;
   groupsInState: number;
   cachedAnswers: number;
@@ -155,14 +157,19 @@ function summary(
     }, leeway ${config.leewaySec} s, max datagram ${config.maxDatagram} bytes, min RSA ${config.minRsaBits} bits`,
     `verify: ${facts.verify}`,
     `HMAC secret: ${facts.secretFile} (${facts.secretBytes} bytes)`,
+    ...(facts.answerKey
+      ? [
+        `answer key: ${facts.answerKey.file} (${facts.answerKey.alg}, ${facts.answerKey.description}, kid ${facts.answerKey.kid}; signing: ${facts.answerKey.engine}): answers are not HS256`,
+      ]
+      : []),
     `log: ${facts.logFile}`,
     ...(facts.http
       ? [
         `http: ${
           httpOrigin(facts.http.addr)
         }/ (dashboard; /metrics, /healthz, /api/status, /events${
-          config.httpToken ? "; token required" : ""
-        })`,
+          facts.answerKey ? ", /jwks.json" : ""
+        }${config.httpToken ? "; token required" : ""})`,
       ]
       : []),
     `state: ${config.stateDir} (${facts.groupsInState} groups, ${facts.cachedAnswers} cached answers restored; ${
@@ -206,6 +213,9 @@ async function serve(config: Config, io: Io): Promise<number> {
     );
   }
   const { backend } = selected;
+  const answerKey = config.answerKey === undefined
+    ? undefined
+    : await readAnswerKey(config.answerKey, { openssl: true });
   const ring = await readKeys(config, backend, io);
   try {
     await Deno.mkdir(config.logDir, { recursive: true });
@@ -247,6 +257,7 @@ async function serve(config: Config, io: Io): Promise<number> {
     {
       keys: ring.groups,
       secret,
+      ...(answerKey ? { answerSigner: answerKey.signer } : {}),
       store,
       replay,
       now: () => new Date(),
@@ -271,9 +282,10 @@ async function serve(config: Config, io: Io): Promise<number> {
       config,
       roster,
       journal.warnings,
+      answerKey,
     );
     try {
-      http = await listenHttp(config, view, monitor);
+      http = await listenHttp(config, view, monitor, answerKey?.jwks);
     } catch (e) {
       await server.close(0);
       await store.close();
@@ -288,6 +300,7 @@ async function serve(config: Config, io: Io): Promise<number> {
     secretBytes: secret.length,
     logFile,
     http,
+    answerKey,
     roster,
     groupsInState: Object.keys(store.snapshot()).length,
     cachedAnswers: replay.size,

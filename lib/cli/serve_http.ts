@@ -15,6 +15,8 @@ import type { UdpServer } from "../net/server.ts";
 import type { JournalStore } from "../state/journal.ts";
 import type { ReplayCache } from "../state/replay.ts";
 import type { Roster } from "../state/roster.ts";
+import type { LoadedAnswerKey } from "./_answer_key.ts";
+import type { JwkSet } from "../keys/answer_key.ts";
 
 async function readToken(file: string): Promise<string> {
   let token: string;
@@ -43,6 +45,7 @@ async function readToken(file: string): Promise<string> {
  * @param config The configuration (\`http\` must be set).
  * @param view The running server.
  * @param monitor The per-datagram figures.
+ * @param jwks The answer key's JWK Set, served at \`/jwks.json\`, if any.
  * @returns The running HTTP side.
  * @throws {ConfigError} With exit code 1 when the token file is unusable or
  * the address cannot be bound.
@@ -51,6 +54,7 @@ export async function listenHttp(
   config: Config,
   view: LiveView,
   monitor: Monitor,
+  jwks?: JwkSet,
 ): Promise<HttpSide> {
   const { hostname, port } = config.http!;
   const token = config.httpToken === undefined
@@ -64,6 +68,7 @@ export async function listenHttp(
       view,
       monitor,
       ...(token === undefined ? {} : { token }),
+      ...(jwks === undefined ? {} : { jwks }),
       onError: (e) => log.error("HTTP handler failed: {error}", { error: e }),
     });
   } catch (e) {
@@ -92,6 +97,7 @@ export async function listenHttp(
  * @param config The configuration (state directory, roster file).
  * @param roster The roster, if any.
  * @param warnings What the state's recovery reported at start-up.
+ * @param answerKey The answer key, shown in the status, if any.
  * @returns The view the HTTP side reads.
  */
 export function liveView(
@@ -102,6 +108,7 @@ export function liveView(
   config: Config,
   roster: Roster | undefined,
   warnings: string[],
+  answerKey?: LoadedAnswerKey,
 ): LiveView {
   const view: LiveView = {
     counts: () => server.counts,
@@ -133,6 +140,16 @@ export function liveView(
       keys: view.keys(),
       errors: monitor.errorsByGroup(),
       health: view.health(),
+      ...(answerKey
+        ? {
+          answerKey: {
+            file: answerKey.file,
+            alg: answerKey.alg,
+            kid: answerKey.kid,
+            jwks: answerKey.jwks,
+          },
+        }
+        : {}),
     }),
   };
   return view;

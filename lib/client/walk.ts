@@ -17,6 +17,7 @@ import { CompactSign, compactVerify } from "jose";
 import { COLOURS, expected } from "../protocol/fsm.ts";
 import { randomHex32 } from "../protocol/handler.ts";
 import { AUDIENCE, sha256Hex } from "../protocol/token.ts";
+import type { AnswerVerifier } from "./answer_jwks.ts";
 import { backoffDelay, type RetryOptions } from "./retry.ts";
 import type { ClientSocket } from "./socket.ts";
 import type { SigningAlg } from "../keys/private_key.ts";
@@ -90,7 +91,10 @@ export interface StepReport {
   resigned: number;
   /** Answers ignored because they did not answer this event's request. */
   stale: number;
-  /** Whether the answer's HS256 signature was checked with the secret. */
+  /**
+   * Whether the answer's signature was checked: HS256 with the secret, or
+   * by `verifyAnswer` (the server's answer key).
+   */
   verified: boolean;
 }
 
@@ -142,6 +146,11 @@ export interface WalkOptions {
   lifetimeSec?: number;
   /** The HMAC secret to verify answers with; unverified when absent. */
   secret?: Uint8Array;
+  /**
+   * Verifies answers signed by the server's own key (`--answer-jwks`)
+   * instead of HS256 with `secret`.
+   */
+  verifyAnswer?: AnswerVerifier;
   /** Timeouts, retries and jitter. */
   retry?: RetryOptions;
   /**
@@ -196,6 +205,7 @@ async function readAnswer(
   data: Uint8Array,
   ids: ReadonlySet<string>,
   secret: Uint8Array | undefined,
+  verifyAnswer?: AnswerVerifier,
 ): Promise<Reading> {
   let text: string;
   try {
@@ -214,15 +224,18 @@ async function readAnswer(
   ) {
     return { kind: "stale" };
   }
-  if (header.alg !== "HS256") {
+  if (verifyAnswer) {
+    const reason = await verifyAnswer(text);
+    if (reason !== undefined) return { kind: "bad", reason };
+  } else if (header.alg !== "HS256") {
     return {
       kind: "bad",
       reason: `the answer is signed with ${
         JSON.stringify(header.alg)
-      }, not HS256`,
+      }, not HS256: the server signs answers with its own key; verify them with --answer-jwks (its JWK Set)`,
     };
   }
-  if (secret) {
+  if (secret && !verifyAnswer) {
     try {
       await compactVerify(text, secret, { algorithms: ["HS256"] });
     } catch {
@@ -241,7 +254,11 @@ async function readAnswer(
       }, not "${AUDIENCE}"`,
     };
   }
-  return { kind: "answer", payload, verified: secret !== undefined };
+  return {
+    kind: "answer",
+    payload,
+    verified: secret !== undefined || verifyAnswer !== undefined,
+  };
 }
 
 /**
@@ -308,6 +325,7 @@ export async function walk(
     to = states - 1,
     lifetimeSec = 60,
     secret,
+    verifyAnswer,
     retry = {},
     now = Date.now,
     random = Math.random,
@@ -371,7 +389,7 @@ export async function walk(
         if (left <= 0) break;
         const data = await socket.receive(left);
         if (data === undefined) continue; // the loop re-checks the deadline
-        const reading = await readAnswer(data, ids, secret);
+        const reading = await readAnswer(data, ids, secret, verifyAnswer);
         if (reading.kind === "stale") {
           step.stale++;
           continue;

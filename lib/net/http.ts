@@ -9,10 +9,11 @@
  * | `/api/status` | the JSON of `udpjwt status --json`, plus `keys` and `errors` |
  * | `/metrics` | Prometheus text format 0.0.4 (lib/net/metrics.ts) |
  * | `/healthz` | `200 ok`, or `503` and the reason |
- * | `/jwks.json` | `404`: no answer key is configured |
+ * | `/jwks.json` | the answer key's JWK Set (`--answer-key`), else `404` |
  *
- * With a token every path needs `Authorization: Bearer TOKEN` or
- * `?token=TOKEN`. Only GET and HEAD, no request body, bounded URL and
+ * With a token every path but `/jwks.json` needs `Authorization: Bearer
+ * TOKEN` or `?token=TOKEN`: the JWK Set holds only a public key, which the
+ * students need to verify their answers. Only GET and HEAD, no request body, bounded URL and
  * header sizes, a bounded number of requests at once: an HTTP client can
  * cost the UDP path little, and never without limit.
  *
@@ -46,6 +47,8 @@ export interface HttpOptions extends EventHubOptions {
   processMetrics?: boolean;
   /** Where unexpected handler errors are reported. */
   onError?: (error: unknown) => void;
+  /** The answer key's public JWK Set, served at `/jwks.json`. */
+  jwks?: { keys: unknown[] };
 }
 
 /** A running HTTP side. */
@@ -134,6 +137,9 @@ export async function startHttp(options: HttpOptions): Promise<HttpSide> {
     processMetrics: options.processMetrics ?? true,
   });
   const policy = await pagePolicy();
+  const jwks = options.jwks === undefined
+    ? undefined
+    : JSON.stringify(options.jwks);
   let active = 0;
 
   const route = async (req: Request, url: URL): Promise<Response> => {
@@ -175,7 +181,15 @@ export async function startHttp(options: HttpOptions): Promise<HttpSide> {
         });
       }
       case "/jwks.json":
-        return text(404, "no answer key is configured (--answer-key)");
+        if (jwks === undefined) {
+          return text(404, "no answer key is configured (--answer-key)");
+        }
+        return new Response(jwks, {
+          headers: {
+            ...COMMON_HEADERS,
+            "content-type": "application/jwk-set+json",
+          },
+        });
       default:
         return text(404, `not found: ${url.pathname.slice(0, 100)}`);
     }
@@ -198,7 +212,7 @@ export async function startHttp(options: HttpOptions): Promise<HttpSide> {
     ) {
       return text(413, "a request body is not accepted");
     }
-    if (token !== undefined) {
+    if (token !== undefined && url.pathname !== "/jwks.json") {
       const bearer = /^Bearer (.+)$/.exec(
         req.headers.get("authorization") ?? "",
       )?.[1] ?? null;

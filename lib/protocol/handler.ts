@@ -11,6 +11,7 @@
  * @module
  */
 
+import { type AnswerSigner, fitResponse, signAnswer } from "./answer_signer.ts";
 import { type ErrorCode, ProtocolError, protocolError } from "./errors.ts";
 import { advance } from "./fsm.ts";
 import { stepV1 } from "./handler_v1.ts";
@@ -30,7 +31,6 @@ import {
   type RequestClaims,
   responseSize,
   sha256Hex,
-  signResponse,
   trimToken,
   verifySignature,
 } from "./token.ts";
@@ -41,6 +41,8 @@ export interface HandlerContext {
   keys: ReadonlyMap<string, GroupKey>;
   /** The HMAC secret for answers, raw bytes. */
   secret: Uint8Array;
+  /** Signs answers instead of HS256 with `secret` (`--answer-key`). */
+  answerSigner?: AnswerSigner;
   /** Group state. */
   store: StateStore;
   /** Answers to recent tokens, and the `jti`s seen. */
@@ -221,14 +223,16 @@ function errorResult(
   if (payload) claims.id_request = sha256Hex(payload);
   claims.response = `ERROR: ${err.message.slice(0, 300)}`;
   claims.error = err.code;
-  const json = JSON.stringify(claims);
-  if (!verified && responseSize(json) > 3 * request.size) {
+  const signer = ctx.answerSigner;
+  const size = signer ? (j: string) => signer.size(j) : responseSize;
+  const json = fitResponse(claims, size);
+  if (!verified && size(json) > 3 * request.size) {
     return amplification();
   }
   if (options.takeErrorToken && !options.takeErrorToken()) {
     return { ...base, reply: null, outcome: "dropped:rate_limit" };
   }
-  return { ...base, reply: signResponse(json, ctx.secret) };
+  return { ...base, reply: signAnswer(ctx, json) };
 }
 
 /** What the ordered part of the handling decided. */
@@ -308,7 +312,7 @@ async function step(
   const answer = baseClaims(ctx, claims.sub);
   answer.id_request = sha256Hex(parsed.payloadBytes);
   answer.next_number = t.nextNumber;
-  const reply = entry.reply = signResponse(answer, ctx.secret);
+  const reply = entry.reply = signAnswer(ctx, answer);
   const completedWalk = sn === ctx.states - 1 &&
     previousState === ctx.states - 2;
   const unlisted = members ? !members.has(claims.registration) : false;

@@ -13,6 +13,7 @@
  */
 
 import { ProtocolError, protocolError } from "./errors.ts";
+import { signAnswer } from "./answer_signer.ts";
 import type { HandlerContext, LaneOutcome, PacketResult } from "./handler.ts";
 import {
   advanceV1,
@@ -21,7 +22,7 @@ import {
   checkClaimsV1,
   type V1Claims,
 } from "./profile_v1.ts";
-import { type ParsedToken, sha256Hex, signResponse } from "./token.ts";
+import { type ParsedToken, sha256Hex } from "./token.ts";
 import type { ReplayEntry } from "../state/replay.ts";
 
 /**
@@ -92,7 +93,7 @@ export function stepV1(
     now,
     randomHex: ctx.randomId(),
   });
-  const reply = signResponse(answer, ctx.secret);
+  const reply = signAnswer(ctx, answer);
   if (entry) entry.reply = reply;
   const completedWalk = sn === max && previousState === max - 1;
   const m = claims.matricula;

@@ -447,3 +447,28 @@ Deno.test("Monitor counts errors by verified group, unverified ones apart, and c
   }]);
   assert.deepEqual(m.takeChanges(), []);
 });
+
+Deno.test("GET /jwks.json serves the answer key's JWK Set, without the token", async () => {
+  const jwks = {
+    keys: [{
+      kty: "OKP",
+      crv: "Ed25519",
+      x: "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
+      kid: "kid-1",
+      alg: "EdDSA",
+      use: "sig",
+    }],
+  };
+  const token = "0123456789abcdef-token";
+  await withHttp({ jwks, token }, async (origin) => {
+    const r = await get(`${origin}/jwks.json`);
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get("content-type"), "application/jwk-set+json");
+    assert.deepEqual(JSON.parse(r.body), jwks);
+    const head = await fetch(`${origin}/jwks.json`, { method: "HEAD" });
+    assert.equal(head.status, 200);
+    await head.body?.cancel();
+    // Only the public key is open: everything else still needs the token.
+    assert.equal((await get(`${origin}/api/status`)).status, 401);
+  });
+});
