@@ -21,7 +21,7 @@ import {
   AUDIENCE,
   checkAlg,
   checkClaims,
-  keyFor,
+  chooseKey,
   type ParsedToken,
   parseToken,
   readGroup,
@@ -55,6 +55,8 @@ export interface HandlerContext {
   roster?: Roster;
   /** Per-group ordering of FSM steps; one map per server. */
   lanes: Map<string, Promise<unknown>>;
+  /** The request algorithms allowed (`--algs`); every one when absent. */
+  algs?: ReadonlySet<string>;
 }
 
 /** Outcome of one datagram, for the answer and the log. */
@@ -394,8 +396,9 @@ export function handlePacket(
     }
     parsed = parseToken(request.text);
     request.payload = parsed.payloadBytes;
-    const alg = checkAlg(parsed.header);
-    key = keyFor(readGroup(parsed.payload), alg, ctx.keys);
+    const alg = checkAlg(parsed.header, ctx.algs);
+    const group = readGroup(parsed.payload);
+    key = chooseKey({ group, alg, kid: parsed.header.kid }, ctx.keys);
     if (opts.answerErrors === false) {
       // Over budget: a request that would fail its claims is shed here,
       // without signature work.
