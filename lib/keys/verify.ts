@@ -9,7 +9,9 @@
  *   per key (PSS: padding and a salt as long as the digest). ECDSA JWS
  *   signatures are raw r||s, so they are re-encoded as DER for OpenSSL.
  *   Ed25519 signs the message itself: EVP_DigestVerifyInit without a digest,
- *   then the one-shot EVP_DigestVerify.
+ *   then the one-shot EVP_DigestVerify. Measured here, OpenSSL 3.0's Ed25519
+ *   is several times slower than WebCrypto's, so the `openssl` backend hands
+ *   Ed25519 keys to WebCrypto unless `ed25519: "openssl"` asks otherwise.
  * - `webcrypto`: `crypto.subtle.verify`, always available.
  *
  * {@linkcode selectBackend} picks OpenSSL when the library opens (and the
@@ -145,8 +147,8 @@ function derInteger(b: Uint8Array): number[] {
  * Encodes a JWS ECDSA signature (r||s) as DER.
  *
  * @param raw The signature: 64, 96 or 132 bytes for P-256, P-384, P-521.
- * @param size The size of r and of s in bytes.
- * @default {32}
+ * @param size The size of r and of s in bytes: 32 (P-256, the default), 48
+ * or 66.
  * @returns `SEQUENCE { INTEGER r, INTEGER s }`, or null when not `2 * size`
  * bytes.
  */
@@ -166,8 +168,9 @@ const RSA_PKCS1_PSS_PADDING = 6;
 function openSslBackend(
   lib: Crypto,
   path: string,
-  offload: boolean,
+  options: { offload: boolean; ed25519: "openssl" | "webcrypto" },
 ): VerifyBackend {
+  const { offload, ed25519 } = options;
   const version = Deno.UnsafePointerView.getCString(lib.OpenSSL_version(0)!);
   const digests = {
     "SHA-256": { md: lib.EVP_sha256(), size: 32, hash: lib.SHA256 },
@@ -177,9 +180,12 @@ function openSslBackend(
   return {
     name: "openssl",
     description: `${version} via FFI (${path}${
-      offload ? ", ECDSA and Ed25519 on a worker thread" : ""
-    })`,
+      offload ? ", ECDSA on a worker thread" : ""
+    }${ed25519 === "webcrypto" ? ", Ed25519 by WebCrypto" : ""})`,
     async prepare(info: PublicKeyInfo, key: CryptoKey): Promise<Verifier> {
+      if (info.type === "OKP" && ed25519 === "webcrypto") {
+        return await webCryptoBackend.prepare(info, key);
+      }
       const der = new Uint8Array(await crypto.subtle.exportKey("spki", key));
       // d2i_PUBKEY advances the pointer it is given: pass a copy of it.
       const cursor = new BigUint64Array([
@@ -317,6 +323,14 @@ export interface SelectOptions {
    * @default {navigator.hardwareConcurrency > 1}
    */
   offload?: boolean;
+  /**
+   * Who verifies Ed25519 in the `openssl` backend. WebCrypto by default:
+   * measured on the lab machine, alternating the two in one process, a
+   * verification took 50-130 µs in WebCrypto and 200-330 µs through OpenSSL
+   * 3.0's FFI (docs/performance.md has the `deno task bench` rows).
+   * @default {"webcrypto"}
+   */
+  ed25519?: "openssl" | "webcrypto";
 }
 
 /**
@@ -341,7 +355,12 @@ export function selectBackend(
     for (const path of LIBRARY_NAMES[Deno.build.os] ?? []) {
       try {
         const lib = Deno.dlopen(path, SYMBOLS);
-        return { backend: openSslBackend(lib.symbols, path, offload) };
+        return {
+          backend: openSslBackend(lib.symbols, path, {
+            offload,
+            ed25519: options?.ed25519 ?? "webcrypto",
+          }),
+        };
       } catch (e) {
         problems.push(`${path}: ${e instanceof Error ? e.message : e}`);
       }

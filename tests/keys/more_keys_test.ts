@@ -30,7 +30,8 @@ const text = (name: string) => Deno.readTextFileSync(new URL(name, DIR));
 const expected = JSON.parse(text("expected.json"));
 const MESSAGE = Deno.readFileSync(new URL("message.txt", DIR));
 
-const { backend: native } = selectBackend();
+// Ed25519 through OpenSSL too (by default the backend hands it to WebCrypto).
+const { backend: native } = selectBackend({ ed25519: "openssl" });
 const BACKENDS: VerifyBackend[] = native.name === "openssl"
   ? [webCryptoBackend, native]
   : [webCryptoBackend];
@@ -211,6 +212,15 @@ Deno.test({
       }
     }
     assert.equal(checked, 8 * 6);
+  },
+});
+
+Deno.test({
+  name: "selectBackend() hands Ed25519 to WebCrypto unless told otherwise",
+  ignore: native.name !== "openssl",
+  fn: () => {
+    assert.match(selectBackend().backend.description, /Ed25519 by WebCrypto/);
+    assert.doesNotMatch(native.description, /Ed25519 by WebCrypto/);
   },
 });
 
