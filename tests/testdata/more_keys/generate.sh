@@ -110,24 +110,23 @@ jq -n --arg x "$(printf %s "${old:2:64}" | unhex | b64url)" \
 openssl genpkey -algorithm ED448 -out "$t/ed448.key"
 openssl pkey -in "$t/ed448.key" -pubout -out ed448.spki.pem
 
-fp_ssh() { fp "$1"; }
 cat > expected.json <<JSON
 {
   "message": "message.txt",
   "ed25519": {
-    "fingerprint": "$(fp_ssh ed25519.ssh)",
+    "fingerprint": "$(fp ed25519.ssh)",
     "xHex": "$x_ed",
     "thumbprint": "$(thumb ed25519.jwk '{crv, kty, x}')",
     "signatureHex": "$(hex < "$t/ed25519.sig")"
   },
   "p384": {
-    "fingerprint": "$(fp_ssh p384.ssh)",
+    "fingerprint": "$(fp p384.ssh)",
     "pointHex": "$(cat "$t/p384.point")",
     "thumbprint": "$(thumb p384.jwk '{crv, kty, x, y}')",
     "signatureHex": "$(cat "$t/p384.raw")"
   },
   "p521": {
-    "fingerprint": "$(fp_ssh p521.ssh)",
+    "fingerprint": "$(fp p521.ssh)",
     "pointHex": "$(cat "$t/p521.point")",
     "thumbprint": "$(thumb p521.jwk '{crv, kty, x, y}')",
     "signatureHex": "$(cat "$t/p521.raw")"
