@@ -6,8 +6,10 @@
  * fresh valid tokens, and the paths garbage takes. Signature verification
  * runs once per backend in `BACKENDS` (the backends of `lib/verify.ts`:
  * OpenSSL on a worker thread and inline, WebCrypto; plus jose's
- * `compactVerify`, the pre-FFI path, for reference), for RS256 (RSA 2048)
- * and ES256 (P-256), one at a time (latency) and 64 at once (capacity).
+ * `compactVerify`, the pre-FFI path, for reference), for every algorithm of
+ * protocol 2.1 (RS256/384/512 and PS256/384/512 with RSA 2048, ES256/384/512
+ * with P-256/384/521, EdDSA with Ed25519), one at a time (latency) and 64 at
+ * once (capacity); `handlePacket` runs for RS256, ES256 and EdDSA.
  * Keys and tokens are made at start-up, in memory.
  *
  * The OpenSSL backends need `--allow-ffi`; without it their benchmarks are
@@ -44,9 +46,30 @@ import {
   type VerifyBackend,
   webCryptoBackend,
 } from "../lib/keys/verify.ts";
-import { type Alg, b64url, KEY_PARAMS, pem, SIGN_PARAMS } from "./_keys.ts";
+import {
+  type AnyAlg as Alg,
+  b64url,
+  KEY_PARAMS,
+  pem,
+  SIGN_PARAMS,
+} from "./_keys.ts";
 
-const ALGS: Alg[] = ["RS256", "ES256"];
+/** The algorithms `handlePacket` runs with (a pool of fresh tokens each). */
+const ALGS: Alg[] = ["RS256", "ES256", "EdDSA"];
+
+/** Every algorithm, for the signature benchmarks. */
+const VERIFY_ALGS: Alg[] = [
+  "RS256",
+  "RS384",
+  "RS512",
+  "PS256",
+  "PS384",
+  "PS512",
+  "ES256",
+  "ES384",
+  "ES512",
+  "EdDSA",
+];
 
 /** A verify backend under a short label for the benchmark names. */
 interface Backend {
@@ -61,9 +84,16 @@ interface Backend {
  */
 const BACKENDS: Backend[] = [];
 try {
-  const offloaded = selectBackend({ prefer: "openssl", offload: true });
-  const inline = selectBackend({ prefer: "openssl", offload: false });
-  const byDefault = selectBackend().backend.description;
+  // Ed25519 through OpenSSL here, to compare it with WebCrypto's (the server
+  // hands Ed25519 to WebCrypto by default: see SelectOptions.ed25519).
+  const ed25519 = "openssl";
+  const offloaded = selectBackend({
+    prefer: "openssl",
+    offload: true,
+    ed25519,
+  });
+  const inline = selectBackend({ prefer: "openssl", offload: false, ed25519 });
+  const byDefault = selectBackend({ ed25519 }).backend.description;
   const openssl = [
     { label: "openssl, ECDSA on a thread", backend: offloaded.backend },
     { label: "openssl, all inline", backend: inline.backend },
@@ -136,18 +166,22 @@ async function fixture(alg: Alg): Promise<Fixture> {
     "PUBLIC KEY",
     await crypto.subtle.exportKey("spki", pair.publicKey),
   );
+  // Only a JWK's alg picks RS384/RS512/PS*: those load as <group>.jwk.
+  const { kty, n, e } = await crypto.subtle.exportKey(
+    "jwk",
+    pair.publicKey,
+  );
+  const [file, text] = alg.startsWith("RS") && alg !== "RS256" ||
+      alg.startsWith("PS")
+    ? [`${group.toLowerCase()}.jwk`, JSON.stringify({ kty, n, e, alg })]
+    : [`${group.toLowerCase()}.pem`, spki];
   const keys = new Map<Backend, GroupKey>();
   for (const b of BACKENDS) {
-    keys.set(
-      b,
-      await keyFromText(`${group.toLowerCase()}.pem`, spki, {
-        backend: b.backend,
-      }),
-    );
+    keys.set(b, await keyFromText(file, text, { backend: b.backend }));
   }
   const pool = await Promise.all(
     Array.from(
-      { length: POOL },
+      { length: ALGS.includes(alg) ? POOL : 0 },
       async (_, i) =>
         encoder.encode(
           await sign(claimsFor(group, i % 7), alg, pair.privateKey),
@@ -165,13 +199,16 @@ async function fixture(alg: Alg): Promise<Fixture> {
 }
 
 const fixtures = new Map<Alg, Fixture>();
-for (const alg of ALGS) fixtures.set(alg, await fixture(alg));
+for (const alg of VERIFY_ALGS) fixtures.set(alg, await fixture(alg));
 const fx = (alg: Alg) => fixtures.get(alg)!;
 const serverBackend = BACKENDS[0]!;
 
 function context(backend: Backend): HandlerContext {
   const keys = new Map<string, GroupKey>();
-  for (const f of fixtures.values()) keys.set(f.group, f.keys.get(backend)!);
+  for (const alg of ALGS) {
+    const key = fx(alg).keys.get(backend)!;
+    keys.set(key.group, key); // upper case: BENCH_EDDSA
+  }
   return {
     keys,
     secret: encoder.encode("udpjwt-bench-secret\n"),
@@ -187,7 +224,7 @@ function context(backend: Backend): HandlerContext {
 
 // ------------------------------------------------------------- parsing --
 
-for (const alg of ALGS) {
+for (const alg of ["RS256", "ES256"] as const) {
   Deno.bench({
     name: `parseToken ${alg}`,
     group: "parse",
@@ -218,7 +255,7 @@ Deno.bench({
 
 // ---------------------------------------------------------- signatures --
 
-for (const alg of ALGS) {
+for (const alg of VERIFY_ALGS) {
   const parsed = parseToken(fx(alg).token);
   for (const backend of BACKENDS) {
     const key = fx(alg).keys.get(backend)!;

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { type Alg, KEY_PARAMS, pem } from "../_keys.ts";
+import { type AnyAlg as Alg, KEY_PARAMS, pem } from "../_keys.ts";
 import { type Options, UsageError } from "./options.ts";
 
 /** A lab directory prepared for load: keys_pub, the secret, private keys. */
@@ -76,8 +76,10 @@ export async function prepareLab(
   const privateKeys = new Map<Alg, CryptoKey>();
   for (const [alg, count] of groups) {
     if (count === 0) continue;
+    // Only a JWK's alg makes an RSA key verify PS*: those groups get a .jwk.
+    const ext = alg.startsWith("PS") ? "jwk" : "pem";
     const privFile = `${root}/load_keys/${alg.toLowerCase()}.key`;
-    const pubFile = `${root}/load_keys/${alg.toLowerCase()}.pub.pem`;
+    const pubFile = `${root}/load_keys/${alg.toLowerCase()}.pub.${ext}`;
     let priv: CryptoKey;
     let pubPem: string;
     if (await exists(privFile) && await exists(pubFile)) {
@@ -95,10 +97,18 @@ export async function prepareLab(
         "verify",
       ]) as CryptoKeyPair;
       priv = pair.privateKey;
-      pubPem = pem(
-        "PUBLIC KEY",
-        await crypto.subtle.exportKey("spki", pair.publicKey),
-      );
+      if (ext === "jwk") {
+        const { kty, n, e } = await crypto.subtle.exportKey(
+          "jwk",
+          pair.publicKey,
+        );
+        pubPem = JSON.stringify({ kty, n, e, alg });
+      } else {
+        pubPem = pem(
+          "PUBLIC KEY",
+          await crypto.subtle.exportKey("spki", pair.publicKey),
+        );
+      }
       await Deno.writeTextFile(
         privFile,
         pem("PRIVATE KEY", await crypto.subtle.exportKey("pkcs8", priv)),
@@ -108,7 +118,7 @@ export async function prepareLab(
     }
     privateKeys.set(alg, priv);
     for (let i = 0; i < count; i++) {
-      const file = `${root}/keys_pub/${groupName(alg, i).toLowerCase()}.pem`;
+      const file = `${root}/keys_pub/${groupName(alg, i).toLowerCase()}.${ext}`;
       if (await exists(file)) continue;
       if (!spawn) {
         throw new UsageError(

@@ -7,10 +7,30 @@
  */
 
 import { parseArgs } from "node:util";
-import type { Alg } from "../_keys.ts";
+import type { Alg, AnyAlg } from "../_keys.ts";
 
 /** Load modes. */
-export const MODES = ["rs256", "es256", "mixed", "flood"] as const;
+export const MODES = [
+  "rs256",
+  "es256",
+  "mixed",
+  "flood",
+  "es384",
+  "es512",
+  "eddsa",
+  "ps256",
+] as const;
+
+/**
+ * The algorithm of each single-algorithm mode of protocol 2.1 (a PS256
+ * group's key is a JWK whose alg says PS256).
+ */
+export const MODE_ALGS: Partial<Record<Mode, AnyAlg>> = {
+  es384: "ES384",
+  es512: "ES512",
+  eddsa: "EdDSA",
+  ps256: "PS256",
+};
 /** A load mode. */
 export type Mode = typeof MODES[number];
 
@@ -41,7 +61,9 @@ Target:
   --server-arg ARG       extra server flag, repeatable (--server-arg=--log-level=warning)
 
 Load:
-  --mode MODE            rs256, es256, mixed or flood (default rs256)
+  --mode MODE            rs256, es256, mixed or flood (default rs256), or one
+                         algorithm of protocol 2.1: es384 (P-384), es512
+                         (P-521), eddsa (Ed25519), ps256 (RSA 2048, a JWK key)
   --window W             datagrams outstanding (default 64)
   --seconds S            sending time (default 10)
   --groups N             groups walking concurrently (default 8)
@@ -69,7 +91,8 @@ Flood mode (garbage at a fixed rate, one legitimate walker alongside):
 
 Output:
   --openssl              also run openssl speed (rsa2048, ecdsap256, one core)
-                         and report responses/s / verify/s
+                         and report responses/s / verify/s (rs256, es256 and
+                         mixed modes)
   --json                 one JSON object on stdout (progress goes to stderr)
   -h, --help             this help`;
 

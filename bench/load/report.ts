@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Alg } from "../_keys.ts";
+import type { AnyAlg as Alg } from "../_keys.ts";
 import type { SpeedFigures } from "./openssl.ts";
 import type { FloodKind, Mode } from "./options.ts";
 import type { Machine } from "./proc.ts";

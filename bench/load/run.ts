@@ -165,7 +165,9 @@ export async function run(
       const rs = speeds.rsa2048?.verifyPerSec;
       const es = speeds.ecdsap256?.verifyPerSec;
       const shareRs = (counts.get("RS256") ?? 0) / order.length;
-      const mix = rs !== undefined && es !== undefined
+      // openssl speed's rsa2048 and ecdsap256 describe RS256 and ES256 only.
+      const comparable = ["rs256", "es256", "mixed"].includes(options.mode);
+      const mix = rs !== undefined && es !== undefined && comparable
         ? 1 / (shareRs / rs + (1 - shareRs) / es)
         : undefined;
       report.openssl = {

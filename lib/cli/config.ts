@@ -14,6 +14,7 @@
 
 import { joinPath, parseFlags, usageError, wholeNumber } from "./_flags.ts";
 import { ConfigError } from "./errors.ts";
+import { KEY_ALGORITHMS, type KeyAlgorithm } from "../keys/public_key.ts";
 
 /** Log levels accepted by `--log-level`. */
 export const LOG_LEVELS = ["debug", "info", "warning", "error"] as const;
@@ -70,6 +71,36 @@ export interface Config {
   httpToken?: string;
   /** The private key that signs answers instead of HS256, when given. */
   answerKey?: string;
+  /** The request algorithms allowed (`--algs`); every one when absent. */
+  algs?: readonly KeyAlgorithm[];
+}
+
+/**
+ * Parses `--algs LIST`: algorithms of the protocol's table, separated by
+ * commas (`Ed25519` is read as `EdDSA`).
+ *
+ * @param text The flag's value.
+ * @returns The algorithms, in the table's order, without repeats.
+ * @throws {ConfigError} With exit code 2 on an empty list, `none`, `HS*` or
+ * a name outside the table.
+ */
+export function parseAlgs(text: string): KeyAlgorithm[] {
+  const names = text.split(/[\s,]+/).filter((a) => a !== "");
+  if (names.length === 0) {
+    throw usageError("Invalid value for --algs: empty list", USAGE);
+  }
+  const picked = new Set<string>();
+  for (const name of names) {
+    const alg = name === "Ed25519" ? "EdDSA" : name;
+    if (!(KEY_ALGORITHMS as readonly string[]).includes(alg)) {
+      const why = alg === "none" || /^HS/i.test(alg)
+        ? "requests are never accepted with none or HMAC algorithms"
+        : `expected some of ${KEY_ALGORITHMS.join(", ")}`;
+      throw usageError(`Invalid value for --algs: "${name}": ${why}`, USAGE);
+    }
+    picked.add(alg);
+  }
+  return KEY_ALGORITHMS.filter((a) => picked.has(a));
 }
 
 /** Whether an address is loopback only (the HTTP side needs no token there). */
@@ -123,7 +154,8 @@ Arguments:
   DIR                    lab directory with keys_pub/ and keys_priv/ (default .)
 
 Options:
-  --keys-pub DIR         public keys, one <group>.pem or <group>.ssh each
+  --keys-pub DIR         public keys, one <group>.pem, .ssh, .pub, .jwk or
+                         .jwks file each
                          (default DIR/keys_pub)
   --keys-priv DIR        holds key_secret_for_hmac.txt (default DIR/keys_priv)
   --log-dir DIR          JSON Lines log directory (default DIR/logs)
@@ -141,6 +173,10 @@ Options:
   --error-rate N         error answers per second per source IP (default 50)
   --error-burst N        burst of error answers per source IP (default 100)
   --log-level LEVEL      debug, info, warning or error (default info)
+  --algs LIST            request algorithms allowed, comma-separated (default
+                         all: RS256,RS384,RS512,PS256,PS384,PS512,ES256,
+                         ES384,ES512,EdDSA); a key's algorithm outside the
+                         list verifies nothing
   --verify BACKEND       auto, openssl or webcrypto (default auto: OpenSSL's
                          libcrypto through FFI when it opens, else WebCrypto)
   --http ADDR:PORT       serve the live dashboard, /metrics, /healthz and
@@ -185,6 +221,7 @@ export function parseConfig(args: readonly string[]): Command {
       "error-burst": { type: "string" },
       "log-level": { type: "string" },
       "verify": { type: "string" },
+      "algs": { type: "string" },
       "http": { type: "string" },
       "http-token": { type: "string" },
       "answer-key": { type: "string" },
@@ -311,6 +348,7 @@ export function parseConfig(args: readonly string[]): Command {
     ...(http ? { http } : {}),
     ...(httpToken !== undefined ? { httpToken } : {}),
     ...(v["answer-key"] !== undefined ? { answerKey: v["answer-key"] } : {}),
+    ...(v.algs !== undefined ? { algs: parseAlgs(v.algs) } : {}),
   };
   return { command: "serve", config: Object.freeze(config) };
 }

@@ -1,7 +1,8 @@
 /**
  * `udpjwt keys`: the instructor's pre-flight check of a lab directory. Loads
  * `keys_pub/` exactly as the server does and lists every file with its group,
- * format, key type, size or curve, fingerprint and status: `ok`, or the exact
+ * format, key type, size or curve, algorithm, fingerprint, key id and status
+ * (a JWK Set has a row per key): `ok`, or the exact
  * reason the server would skip it. Also checks the HMAC secret. Exits 1 when a
  * file would be skipped or the secret is missing or empty.
  *
@@ -18,8 +19,13 @@ import {
 } from "./_flags.ts";
 import { ConfigError, fileProblem, type Io } from "./errors.ts";
 import { type LoadedAnswerKey, readAnswerKey } from "./_answer_key.ts";
-import { groupOfFile, loadKeys } from "../keys/key_ring.ts";
-import { fingerprint, parsePublicKey } from "../keys/public_key.ts";
+import {
+  groupOfFile,
+  KEY_FILE_TYPES,
+  loadKeys,
+  parseKeyFile,
+} from "../keys/key_ring.ts";
+import { fingerprint, jwkThumbprint } from "../keys/public_key.ts";
 
 /** One file of `keys_pub/`. */
 export interface KeyRow {
@@ -37,6 +43,8 @@ export interface KeyRow {
   alg?: string;
   /** `SHA256:…`, when the file parses. */
   fingerprint?: string;
+  /** The key id (`kid`, else the RFC 7638 thumbprint), when the file parses. */
+  kid?: string;
   /**
    * `ok` (loaded), `skipped` (a key file the server skips) or `ignored`
    * (not a `.pem` or `.ssh` file: the server does not look at it).
@@ -85,7 +93,7 @@ export interface CheckLabOptions {
   minRsaBits?: number;
 }
 
-const KEY_FILE = /\.(pem|ssh)$/i;
+const KEY_FILE = /\.(pem|ssh|pub|jwk|jwks)$/i;
 
 async function checkSecret(keysPriv: string): Promise<SecretCheck> {
   const file = `${keysPriv.replace(/[\\/]+$/, "")}/key_secret_for_hmac.txt`;
@@ -132,23 +140,25 @@ export async function checkLab(options: CheckLabOptions): Promise<KeysReport> {
         group: "-",
         file,
         status: "ignored",
-        reason: "not a .pem or .ssh file",
+        reason: `not a ${KEY_FILE_TYPES} file`,
       });
       continue;
     }
     const loaded = byFile.get(file);
     if (loaded) {
-      const { info } = loaded;
-      rows.push({
-        group: loaded.group,
-        file,
-        format: info.format,
-        type: info.type,
-        size: info.curve ?? String(info.bits),
-        alg: info.alg,
-        fingerprint: loaded.fingerprint,
-        status: "ok",
-      });
+      for (const { info, fingerprint, kid } of loaded.keys) {
+        rows.push({
+          group: loaded.group,
+          file,
+          format: info.format,
+          type: info.type,
+          size: info.curve ?? String(info.bits),
+          alg: info.alg,
+          fingerprint,
+          kid,
+          status: "ok",
+        });
+      }
       continue;
     }
     const skipped = ring.skipped.find((s) => s.file === file);
@@ -161,14 +171,17 @@ export async function checkLab(options: CheckLabOptions): Promise<KeysReport> {
     // Describe what the file holds even though the server skips it (a short
     // RSA key, a second key of a group), when it parses at all.
     try {
-      const info = parsePublicKey(await Deno.readTextFile(file));
-      Object.assign(row, {
-        format: info.format,
-        type: info.type,
-        size: info.curve ?? String(info.bits),
-        alg: info.alg,
-        fingerprint: await fingerprint(info),
-      });
+      const [info] = parseKeyFile(file, await Deno.readTextFile(file));
+      if (info) {
+        Object.assign(row, {
+          format: info.format,
+          type: info.type,
+          size: info.curve ?? String(info.bits),
+          alg: info.alg,
+          fingerprint: await fingerprint(info),
+          kid: info.kid ?? await jwkThumbprint(info),
+        });
+      }
     } catch {
       // Unparsable: the reason says why.
     }
@@ -198,8 +211,9 @@ export const KEYS_USAGE = `Usage: udpjwt keys [DIR] [options]
 
 Checks a lab directory before the server starts: loads keys_pub/ as the
 server does and prints a table of every file (group, file, format, type,
-size or curve, fingerprint, status: ok or the reason the server would skip
-it), then the HMAC secret's presence and length. Exits 1 when a key file
+size or curve, algorithm, fingerprint, key id (kid, else the RFC 7638
+thumbprint), status: ok or the reason the server would skip it; a JWK Set
+has a row per key), then the HMAC secret's presence and length. Exits 1 when a key file
 would be skipped, no key is usable, or the secret is missing or empty.
 
 Arguments:
@@ -277,7 +291,9 @@ export async function runKeys(args: string[], io: Io): Promise<number> {
     }));
     return report.problems.length === 0 ? 0 : 1;
   }
-  const keyFiles = report.rows.filter((r) => r.status !== "ignored").length;
+  const keyFiles = new Set(
+    report.rows.filter((r) => r.status !== "ignored").map((r) => r.file),
+  ).size;
   io.out(
     `${report.keysPub}: ${keyFiles} key file${
       keyFiles === 1 ? "" : "s"
@@ -285,14 +301,26 @@ export async function runKeys(args: string[], io: Io): Promise<number> {
   );
   if (report.rows.length > 0) {
     const table = formatTable([
-      ["GROUP", "FILE", "FORMAT", "TYPE", "SIZE", "FINGERPRINT", "STATUS"],
+      [
+        "GROUP",
+        "FILE",
+        "FORMAT",
+        "TYPE",
+        "SIZE",
+        "ALG",
+        "FINGERPRINT",
+        "KID",
+        "STATUS",
+      ],
       ...report.rows.map((r) => [
         r.group,
         r.file.split(/[\\/]/).pop() ?? r.file,
         r.format ?? "-",
         r.type ?? "-",
         r.size ?? "-",
+        r.alg ?? "-",
         r.fingerprint ?? "-",
+        r.kid ?? "-",
         r.status === "ok" ? "ok" : `${r.status}: ${r.reason}`,
       ]),
     ]);

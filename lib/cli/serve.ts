@@ -71,7 +71,7 @@ async function readKeys(
   if (ring.groups.size === 0) {
     for (const s of ring.skipped) io.err(`skipped ${s.file}: ${s.reason}`);
     throw new ConfigError(
-      `No usable public key in "${config.keysPub}": add one <group>.pem or <group>.ssh file per group (RSA ≥ ${config.minRsaBits} bits or EC P-256)`,
+      `No usable public key in "${config.keysPub}": add one <group>.pem, .ssh, .pub, .jwk or .jwks file per group (Ed25519, EC P-256/P-384/P-521 or RSA ≥ ${config.minRsaBits} bits)`,
       { exitCode: 1 },
     );
   }
@@ -156,6 +156,9 @@ function summary(
         : `states ${config.states}`
     }, leeway ${config.leewaySec} s, max datagram ${config.maxDatagram} bytes, min RSA ${config.minRsaBits} bits`,
     `verify: ${facts.verify}`,
+    ...(config.algs
+      ? [`algorithms allowed (--algs): ${config.algs.join(", ")}`]
+      : []),
     `HMAC secret: ${facts.secretFile} (${facts.secretBytes} bytes)`,
     ...(facts.answerKey
       ? [
@@ -183,13 +186,20 @@ function summary(
     `groups (${ring.groups.size}) from ${config.keysPub}:`,
   ];
   const width = Math.max(...[...ring.groups.keys()].map((g) => g.length));
-  for (const k of ring.groups.values()) {
-    const file = k.file.split(/[\\/]/).pop();
-    lines.push(
-      `  ${k.group.padEnd(width)}  ${k.info.alg}  ${
-        describeKey(k.info).padEnd(8)
-      }  ${k.info.format.padEnd(15)}  ${k.fingerprint}  ${file}`,
-    );
+  for (const g of ring.groups.values()) {
+    const file = g.file.split(/[\\/]/).pop();
+    for (const [i, k] of g.keys.entries()) {
+      const off = config.algs && !config.algs.includes(k.info.alg)
+        ? " (not in --algs)"
+        : "";
+      lines.push(
+        `  ${(i === 0 ? g.group : "").padEnd(width)}  ${
+          k.info.alg.padEnd(5)
+        }  ${describeKey(k.info).padEnd(8)}  ${
+          k.info.format.padEnd(15)
+        }  ${k.fingerprint}  ${file}  kid ${k.kid}${off}`,
+      );
+    }
   }
   if (ring.skipped.length > 0) {
     lines.push(`skipped files (${ring.skipped.length}):`);
@@ -267,6 +277,7 @@ async function serve(config: Config, io: Io): Promise<number> {
       ...(config.profile === "v1" ? { profile: "v1" as const } : {}),
       ...(roster ? { roster } : {}),
       lanes: new Map(),
+      ...(config.algs ? { algs: new Set<string>(config.algs) } : {}),
     },
     { events: log, datagrams: getLogger([...DATAGRAM_CATEGORY]) },
     config,

@@ -7,7 +7,7 @@
 import denoJson from "../../deno.json" with { type: "json" };
 
 /** The protocol this build speaks (docs/protocol.md). */
-export const PROTOCOL = 'protocol 2 "rainbow"';
+export const PROTOCOL = 'protocol 2.1 "rainbow"';
 
 /** The version line of `--version`. */
 export const VERSION: string =

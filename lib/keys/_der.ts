@@ -172,3 +172,36 @@ export function expectP256(algId: Cursor): void {
     );
   }
 }
+
+/** Ed25519 (RFC 8410). */
+export const OID_ED25519 = "1.3.101.112";
+
+/** The EC curves of protocol 2.1 by OID (SEC 2, RFC 5480). */
+export const EC_CURVE_OIDS: Record<string, "P-256" | "P-384" | "P-521"> = {
+  [OID_P256]: "P-256",
+  "1.3.132.0.34": "P-384",
+  "1.3.132.0.35": "P-521",
+};
+
+/**
+ * Reads the curve parameter of an id-ecPublicKey `AlgorithmIdentifier`:
+ * P-256, P-384 or P-521.
+ *
+ * @param algId A cursor after the algorithm OID.
+ * @returns The curve's JWK name.
+ * @throws {SyntaxError} Naming any other (or a missing) curve.
+ */
+export function readEcCurve(algId: Cursor): "P-256" | "P-384" | "P-521" {
+  const oid = peekTag(algId) === TAG.OID
+    ? readOid(algId, "curve OID")
+    : "(none)";
+  const curve = EC_CURVE_OIDS[oid];
+  if (!curve) {
+    throw new SyntaxError(
+      `EC curve ${
+        OID_NAMES[oid] ?? oid
+      } is not supported (use P-256, P-384 or P-521)`,
+    );
+  }
+  return curve;
+}

@@ -1,6 +1,9 @@
 /**
- * Loads the groups' public keys from a `keys_pub/` directory: one key per
- * `<group>.pem` or `<group>.ssh` file, the group being the upper-cased stem.
+ * Loads the groups' public keys from a `keys_pub/` directory: one file per
+ * group, the group being the upper-cased stem. `<group>.pem`, `.ssh` and
+ * `.pub` hold one PEM or OpenSSH key, `<group>.jwk` one JWK, `<group>.jwks` a
+ * JWK Set of up to 8 keys (docs/protocol.md, "Keys and algorithms"). Every key
+ * has a key id (its `kid`, else its RFC 7638 thumbprint) and one algorithm.
  * Files that cannot be used are skipped with a reason; the caller decides
  * whether the remaining keys are enough.
  *
@@ -10,21 +13,23 @@
 import {
   fingerprint,
   importPublicKey,
+  jwkThumbprint,
   parsePublicKey,
   type PublicKeyInfo,
 } from "./public_key.ts";
+import { parseJwk, parseJwkSet } from "./jwk.ts";
 import {
   type Verifier,
   type VerifyBackend,
   webCryptoBackend,
 } from "./verify.ts";
 
-/** A group's verification key. */
-export interface GroupKey {
-  /** The group name, upper case. */
-  group: string;
-  /** The file it was loaded from. */
-  file: string;
+/** One key of a group's file. */
+export interface VerifyKey {
+  /** The key id: the JWK's `kid`, else its RFC 7638 thumbprint. */
+  kid: string;
+  /** Whether {@linkcode kid} is the key's own `kid` or its thumbprint. */
+  kidSource: "kid" | "thumbprint";
   /** The parsed key: format, type, size, algorithm. */
   info: PublicKeyInfo;
   /** The imported WebCrypto key. */
@@ -33,6 +38,20 @@ export interface GroupKey {
   fingerprint: string;
   /** Checks a signature with this key, through the chosen backend. */
   verify: Verifier;
+}
+
+/**
+ * A group's verification keys. `info`, `key`, `fingerprint`, `kid` and
+ * `verify` are those of the file's first key (the only one unless the file is
+ * a JWK Set); `keys` lists them all in file order.
+ */
+export interface GroupKey extends VerifyKey {
+  /** The group name, upper case. */
+  group: string;
+  /** The file it was loaded from. */
+  file: string;
+  /** Every key of the file, in file order (1 to 8). */
+  keys: readonly VerifyKey[];
 }
 
 /** A key file that was not loaded, and why. */
@@ -68,33 +87,32 @@ export interface LoadKeysOptions {
 /** Group names: 1–64 characters of A-Z, 0-9, `_` and `-`. */
 export const GROUP_NAME = /^[A-Z0-9_-]{1,64}$/;
 
-const KEY_FILE = /^(.*)\.(pem|ssh)$/i;
+const KEY_FILE = /^(.*)\.(pem|ssh|pub|jwk|jwks)$/i;
+
+/** The key file extensions, for messages. */
+export const KEY_FILE_TYPES = ".pem, .ssh, .pub, .jwk or .jwks";
 
 /**
- * Builds a group key from a file's text, without touching the file system.
+ * Reads a key file's text by its extension: `.jwk` and `.jwks` as JSON, the
+ * others as PEM or OpenSSH.
  *
- * @param file The file path, for the group name and messages.
+ * @param file The file path.
  * @param text The file contents.
- * @param options The RSA minimum.
- * @returns The key.
- * @throws {SyntaxError} With the reason the file cannot be used.
+ * @returns The file's keys, in file order.
+ * @throws {SyntaxError} When the text holds no usable key.
  */
-export async function keyFromText(
-  file: string,
-  text: string,
-  options?: LoadKeysOptions,
-): Promise<GroupKey> {
-  const { minRsaBits = 2048, backend = webCryptoBackend } = options ?? {};
-  const base = file.split(/[\\/]/).pop() ?? file;
-  const stem = KEY_FILE.exec(base)?.[1] ?? base;
-  const group = groupOfFile(file);
-  // The stem must be ASCII too: toUpperCase() turns "straße" into "STRASSE".
-  if (!GROUP_NAME.test(group) || /[^\x20-\x7e]/.test(stem)) {
-    throw new SyntaxError(
-      `group name "${stem}" is not 1-64 characters of A-Z 0-9 _ -: rename the file`,
-    );
-  }
-  const info = parsePublicKey(text);
+export function parseKeyFile(file: string, text: string): PublicKeyInfo[] {
+  const ext = KEY_FILE.exec(file)?.[2]?.toLowerCase();
+  if (ext === "jwks") return parseJwkSet(text);
+  if (ext === "jwk") return [parseJwk(text)];
+  return [parsePublicKey(text)];
+}
+
+async function verifyKey(
+  info: PublicKeyInfo,
+  options: { minRsaBits: number; backend: VerifyBackend },
+): Promise<VerifyKey> {
+  const { minRsaBits, backend } = options;
   if (info.type === "RSA" && info.bits < minRsaBits) {
     throw new SyntaxError(
       `RSA key of ${info.bits} bits is shorter than the minimum of ${minRsaBits}: use a longer key or lower the minimum with --min-rsa-bits`,
@@ -117,13 +135,55 @@ export async function keyFromText(
     );
   }
   return {
-    group,
-    file,
+    kid: info.kid ?? await jwkThumbprint(info),
+    kidSource: info.kid === undefined ? "thumbprint" : "kid",
     info,
     key,
     fingerprint: await fingerprint(info),
     verify,
   };
+}
+
+/**
+ * Builds a group's keys from a file's text, without touching the file system.
+ *
+ * @param file The file path, for the group name, the format and messages.
+ * @param text The file contents.
+ * @param options The RSA minimum and the verify backend.
+ * @returns The group's keys.
+ * @throws {SyntaxError} With the reason the file cannot be used (for a JWK
+ * Set, naming the key at fault).
+ */
+export async function keyFromText(
+  file: string,
+  text: string,
+  options?: LoadKeysOptions,
+): Promise<GroupKey> {
+  const { minRsaBits = 2048, backend = webCryptoBackend } = options ?? {};
+  const base = file.split(/[\\/]/).pop() ?? file;
+  const stem = KEY_FILE.exec(base)?.[1] ?? base;
+  const group = groupOfFile(file);
+  // The stem must be ASCII too: toUpperCase() turns "straße" into "STRASSE".
+  if (!GROUP_NAME.test(group) || /[^\x20-\x7e]/.test(stem)) {
+    throw new SyntaxError(
+      `group name "${stem}" is not 1-64 characters of A-Z 0-9 _ -: rename the file`,
+    );
+  }
+  const infos = parseKeyFile(file, text);
+  const keys: VerifyKey[] = [];
+  for (const [i, info] of infos.entries()) {
+    try {
+      keys.push(await verifyKey(info, { minRsaBits, backend }));
+    } catch (e) {
+      if (infos.length === 1) throw e;
+      throw new SyntaxError(
+        `key ${i + 1} of ${infos.length}: ${
+          e instanceof Error ? e.message : e
+        }`,
+      );
+    }
+  }
+  return { ...keys[0]!, group, file, keys };
 }
 
 /**
@@ -136,8 +196,8 @@ export async function keyFromText(
 const LOAD_CONCURRENCY = 32;
 
 /**
- * Loads every `*.pem` and `*.ssh` file of a directory. Other files are
- * ignored; unusable key files are listed in `skipped` with the reason.
+ * Loads every `*.pem`, `*.ssh`, `*.pub`, `*.jwk` and `*.jwks` file of a
+ * directory. Other files are ignored; unusable key files are listed in `skipped` with the reason.
  *
  * @param dir The `keys_pub/` directory.
  * @param options The RSA minimum.
@@ -209,6 +269,13 @@ export function groupOfFile(file: string): string {
   return (KEY_FILE.exec(base)?.[1] ?? base).toUpperCase();
 }
 
+/** What tells two key sets apart: each key's id, algorithm and key. */
+function keySetId(g: GroupKey): string {
+  return g.keys.map((k) => `${k.kid} ${k.info.alg} ${k.fingerprint}`).join(
+    "\n",
+  );
+}
+
 /** What a reload of `keys_pub/` changed. */
 export interface ReloadResult {
   /** The keys to use from now on. */
@@ -249,7 +316,7 @@ export function mergeReload(
   const added = [...groups.keys()].filter((g) => !previous.has(g));
   const changed = [...groups.values()].filter((k) => {
     const old = previous.get(k.group);
-    return old !== undefined && old.fingerprint !== k.fingerprint;
+    return old !== undefined && keySetId(old) !== keySetId(k);
   }).map((k) => k.group);
   const removed = [...previous.keys()].filter((g) => !groups.has(g));
   return { groups, added, changed, removed, kept };

@@ -1,9 +1,10 @@
 /**
  * Public key parsing for docs/protocol.md ("Keys and algorithms"): PEM `PUBLIC KEY` (SPKI),
  * `RSA PUBLIC KEY` (PKCS#1) and `CERTIFICATE`, OpenSSH one-line keys and the
- * RFC 4716 `SSH2 PUBLIC KEY` form. Every format is reduced to a JWK that
- * WebCrypto imports; the key type decides the algorithm (RSA → RS256,
- * P-256 → ES256). Parsing is pure: no files, no clock.
+ * RFC 4716 `SSH2 PUBLIC KEY` form (JWKs are read by `jwk.ts`). Every format is
+ * reduced to a JWK that WebCrypto imports; the key decides the algorithm
+ * (RSA → RS256, P-256/384/521 → ES256/384/512, Ed25519 → EdDSA; only a JWK's
+ * `alg` may pick another RSA algorithm). Parsing is pure: no files, no clock.
  *
  * @example
  * ```ts
@@ -22,15 +23,16 @@ import { bitLength, cursor, expectEnd } from "./_bytes.ts";
 import { encodeWire, readMpint, readString, readText } from "./_ssh_wire.ts";
 import {
   enter,
-  expectP256,
   OID_EC,
+  OID_ED25519,
+  OID_NAMES,
   OID_RSA,
   peekTag,
+  readEcCurve,
   readElement,
   readOid,
   readUnsigned,
   TAG,
-  unsupportedKeyType,
 } from "./_der.ts";
 
 /** The file formats a public key can come in. */
@@ -39,24 +41,59 @@ export type KeyFormat =
   | "PEM PKCS#1"
   | "PEM certificate"
   | "OpenSSH"
-  | "RFC 4716";
+  | "RFC 4716"
+  | "JWK"
+  | "JWK Set";
+
+/**
+ * Every algorithm a request may be signed with (protocol 2.1), in the order
+ * of docs/protocol.md's table. `Ed25519` (RFC 9864) is a header spelling of
+ * `EdDSA`, not a separate algorithm.
+ */
+export const KEY_ALGORITHMS = [
+  "RS256",
+  "RS384",
+  "RS512",
+  "PS256",
+  "PS384",
+  "PS512",
+  "ES256",
+  "ES384",
+  "ES512",
+  "EdDSA",
+] as const;
+
+/** One of {@linkcode KEY_ALGORITHMS}. */
+export type KeyAlgorithm = typeof KEY_ALGORITHMS[number];
+
+/** EC curves by JWK name: SSH name, coordinate size, algorithm. */
+export const EC_CURVES = {
+  "P-256": { ssh: "nistp256", size: 32, alg: "ES256" },
+  "P-384": { ssh: "nistp384", size: 48, alg: "ES384" },
+  "P-521": { ssh: "nistp521", size: 66, alg: "ES512" },
+} as const;
+
+/** An EC curve name. */
+export type EcCurve = keyof typeof EC_CURVES;
 
 /** A parsed public key, ready to import. */
 export interface PublicKeyInfo {
   /** The file format it was read from. */
   format: KeyFormat;
-  /** The key type. */
-  type: "RSA" | "EC";
+  /** The key type (JWK `kty`): `OKP` is Ed25519. */
+  type: "RSA" | "EC" | "OKP";
   /** The only JWS algorithm this key verifies. */
-  alg: "RS256" | "ES256";
-  /** RSA modulus size in bits, or 256 for P-256. */
+  alg: KeyAlgorithm;
+  /** RSA modulus size in bits, the curve's size, or 256 for Ed25519. */
   bits: number;
-  /** `P-256` for EC keys. */
-  curve?: "P-256";
+  /** The curve of EC and OKP keys. */
+  curve?: EcCurve | "Ed25519";
   /** The key as a JWK, for `crypto.subtle.importKey`. */
   jwk: JsonWebKey;
   /** The OpenSSH wire blob, the input of the `SHA256:` fingerprint. */
   sshBlob: Uint8Array<ArrayBuffer>;
+  /** The JWK's `kid`, when the key came with one. */
+  kid?: string;
 }
 
 function b64url(bytes: Uint8Array): string {
@@ -71,7 +108,15 @@ function decodeBase64(text: string, what: string): Uint8Array {
   }
 }
 
-function rsaKey(
+/**
+ * Builds an RSA key from its modulus and exponent.
+ *
+ * @param n The modulus, big-endian.
+ * @param e The exponent, big-endian.
+ * @param format The format to record.
+ * @returns The key, verifying RS256.
+ */
+export function rsaKey(
   n: Uint8Array,
   e: Uint8Array,
   format: KeyFormat,
@@ -86,25 +131,62 @@ function rsaKey(
   };
 }
 
-function p256Key(point: Uint8Array, format: KeyFormat): PublicKeyInfo {
-  if (point.length !== 65 || point[0] !== 0x04) {
+/**
+ * Builds an EC key from its uncompressed point.
+ *
+ * @param curve The curve.
+ * @param point `04 || x || y`.
+ * @param format The format to record.
+ * @returns The key, verifying ES256, ES384 or ES512.
+ * @throws {SyntaxError} When the point is not uncompressed or has the wrong size.
+ */
+export function ecKey(
+  curve: EcCurve,
+  point: Uint8Array,
+  format: KeyFormat,
+): PublicKeyInfo {
+  const { ssh, size, alg } = EC_CURVES[curve];
+  if (point.length !== 1 + 2 * size || point[0] !== 0x04) {
     throw new SyntaxError(
-      "the P-256 point is not an uncompressed 65-byte point",
+      `the ${curve} point is not an uncompressed ${1 + 2 * size}-byte point`,
     );
   }
   return {
     format,
     type: "EC",
-    alg: "ES256",
-    bits: 256,
-    curve: "P-256",
+    alg,
+    bits: curve === "P-521" ? 521 : size * 8,
+    curve,
     jwk: {
       kty: "EC",
-      crv: "P-256",
-      x: b64url(point.subarray(1, 33)),
-      y: b64url(point.subarray(33)),
+      crv: curve,
+      x: b64url(point.subarray(1, 1 + size)),
+      y: b64url(point.subarray(1 + size)),
     },
-    sshBlob: encodeWire(["ecdsa-sha2-nistp256", "nistp256", point]),
+    sshBlob: encodeWire([`ecdsa-sha2-${ssh}`, ssh, point]),
+  };
+}
+
+/**
+ * Builds an Ed25519 key.
+ *
+ * @param x The 32-byte public key.
+ * @param format The format to record.
+ * @returns The key, verifying EdDSA.
+ * @throws {SyntaxError} When the key is not 32 bytes.
+ */
+export function ed25519Key(x: Uint8Array, format: KeyFormat): PublicKeyInfo {
+  if (x.length !== 32) {
+    throw new SyntaxError(`the Ed25519 key has ${x.length} bytes, not 32`);
+  }
+  return {
+    format,
+    type: "OKP",
+    alg: "EdDSA",
+    bits: 256,
+    curve: "Ed25519",
+    jwk: { kty: "OKP", crv: "Ed25519", x: b64url(x) },
+    sshBlob: encodeWire(["ssh-ed25519", x]),
   };
 }
 
@@ -129,11 +211,16 @@ function parseSpkiContents(
   if (bits[0] !== 0) throw new SyntaxError("subjectPublicKey has unused bits");
   const key = bits.subarray(1);
   if (oid === OID_RSA) return parsePkcs1(key, format);
-  if (oid === OID_EC) {
-    expectP256(algId);
-    return p256Key(key, format);
+  if (oid === OID_EC) return ecKey(readEcCurve(algId), key, format);
+  if (oid === OID_ED25519) {
+    expectEnd(algId, "Ed25519 AlgorithmIdentifier");
+    return ed25519Key(key, format);
   }
-  throw unsupportedKeyType(oid);
+  throw new SyntaxError(
+    `key type ${
+      OID_NAMES[oid] ?? `OID ${oid}`
+    } is not supported (use RSA, EC P-256/P-384/P-521 or Ed25519)`,
+  );
 }
 
 function parseSpki(der: Uint8Array): PublicKeyInfo {
@@ -159,8 +246,29 @@ function parseCertificate(der: Uint8Array): PublicKeyInfo {
   return parseSpkiContents(spki, "PEM certificate");
 }
 
+/** OpenSSH key types and the EC curve each names. */
+const SSH_EC_TYPES: Record<string, EcCurve> = {
+  "ecdsa-sha2-nistp256": "P-256",
+  "ecdsa-sha2-nistp384": "P-384",
+  "ecdsa-sha2-nistp521": "P-521",
+};
+
 /**
- * Decodes an OpenSSH public key blob (`ssh-rsa` or `ecdsa-sha2-nistp256`).
+ * The OpenSSH key type of a parsed key (`ssh-rsa`, `ssh-ed25519`,
+ * `ecdsa-sha2-nistp…`).
+ *
+ * @param key A parsed key.
+ * @returns Its OpenSSH type name.
+ */
+export function sshType(key: PublicKeyInfo): string {
+  if (key.type === "RSA") return "ssh-rsa";
+  if (key.type === "OKP") return "ssh-ed25519";
+  return `ecdsa-sha2-${EC_CURVES[key.curve as EcCurve].ssh}`;
+}
+
+/**
+ * Decodes an OpenSSH public key blob (`ssh-rsa`, `ssh-ed25519` or
+ * `ecdsa-sha2-nistp256/384/521`).
  *
  * @param blob The wire bytes.
  * @param format The format to record.
@@ -179,17 +287,23 @@ export function parseSshBlob(
     expectEnd(c, "ssh-rsa key");
     return rsaKey(n, e, format);
   }
-  if (type === "ecdsa-sha2-nistp256") {
+  if (type === "ssh-ed25519") {
+    const x = readString(c, "Ed25519 key");
+    expectEnd(c, "ssh-ed25519 key");
+    return ed25519Key(x, format);
+  }
+  const ec = SSH_EC_TYPES[type];
+  if (ec) {
     const curve = readText(c, "curve name");
-    if (curve !== "nistp256") {
+    if (curve !== EC_CURVES[ec].ssh) {
       throw new SyntaxError(`curve "${curve}" does not match key type ${type}`);
     }
     const point = readString(c, "EC point");
-    expectEnd(c, "ecdsa-sha2-nistp256 key");
-    return p256Key(point, format);
+    expectEnd(c, `${type} key`);
+    return ecKey(ec, point, format);
   }
   throw new SyntaxError(
-    `key type "${type}" is not supported (use ssh-rsa or ecdsa-sha2-nistp256)`,
+    `key type "${type}" is not supported (use ssh-ed25519, ssh-rsa or ecdsa-sha2-nistp256/384/521)`,
   );
 }
 
@@ -207,7 +321,7 @@ function parseOpenSshLine(text: string): PublicKeyInfo {
     decodeBase64(data, "the OpenSSH key data"),
     "OpenSSH",
   );
-  const declared = key.type === "RSA" ? "ssh-rsa" : "ecdsa-sha2-nistp256";
+  const declared = sshType(key);
   if (type !== declared) {
     throw new SyntaxError(
       `the line says "${type}" but its key data is ${declared}`,
@@ -283,6 +397,95 @@ export async function fingerprint(key: PublicKeyInfo): Promise<string> {
 }
 
 /**
+ * The RFC 7638 JWK thumbprint: the unpadded base64url SHA-256 of the key's
+ * required members, in lexicographic order, without whitespace. A key
+ * without a `kid` is known by it.
+ *
+ * @param key A parsed key.
+ * @returns The thumbprint, 43 characters.
+ */
+export async function jwkThumbprint(key: PublicKeyInfo): Promise<string> {
+  const { kty, crv, e, n, x, y } = key.jwk;
+  const members = kty === "RSA"
+    ? { e, kty, n }
+    : kty === "EC"
+    ? { crv, kty, x, y }
+    : { crv, kty, x };
+  const digest = await crypto.subtle.digest(
+    "SHA-256",
+    new TextEncoder().encode(JSON.stringify(members)),
+  );
+  return b64url(new Uint8Array(digest));
+}
+
+/** The hash of each algorithm (EdDSA hashes internally). */
+const HASHES: Record<KeyAlgorithm, "SHA-256" | "SHA-384" | "SHA-512" | null> = {
+  RS256: "SHA-256",
+  RS384: "SHA-384",
+  RS512: "SHA-512",
+  PS256: "SHA-256",
+  PS384: "SHA-384",
+  PS512: "SHA-512",
+  ES256: "SHA-256",
+  ES384: "SHA-384",
+  ES512: "SHA-512",
+  EdDSA: null,
+};
+
+/**
+ * The digest an algorithm signs, or null for EdDSA.
+ *
+ * @param alg The algorithm.
+ * @returns `SHA-256`, `SHA-384`, `SHA-512` or null.
+ */
+export function hashOf(
+  alg: KeyAlgorithm,
+): "SHA-256" | "SHA-384" | "SHA-512" | null {
+  return HASHES[alg];
+}
+
+/**
+ * WebCrypto's parameters for a key: those of `importKey` and those of
+ * `verify` (RSA-PSS salts as long as the digest, RFC 7518 §3.5).
+ *
+ * @param key A parsed key.
+ * @returns The import and verify parameters.
+ */
+export function webCryptoParams(
+  key: PublicKeyInfo,
+): {
+  importParams: RsaHashedImportParams | EcKeyImportParams | Algorithm;
+  verifyParams: Algorithm | EcdsaParams | RsaPssParams;
+} {
+  const hash = HASHES[key.alg];
+  if (key.type === "OKP") {
+    return {
+      importParams: { name: "Ed25519" },
+      verifyParams: { name: "Ed25519" },
+    };
+  }
+  if (key.type === "EC") {
+    return {
+      importParams: { name: "ECDSA", namedCurve: key.curve as EcCurve },
+      verifyParams: { name: "ECDSA", hash: hash! },
+    };
+  }
+  if (key.alg.startsWith("PS")) {
+    return {
+      importParams: { name: "RSA-PSS", hash: hash! },
+      verifyParams: {
+        name: "RSA-PSS",
+        saltLength: Number(hash!.slice(4)) / 8,
+      } as RsaPssParams,
+    };
+  }
+  return {
+    importParams: { name: "RSASSA-PKCS1-v1_5", hash: hash! },
+    verifyParams: { name: "RSASSA-PKCS1-v1_5" },
+  };
+}
+
+/**
  * Imports a parsed key into WebCrypto for signature verification.
  *
  * @param key A parsed key.
@@ -292,15 +495,13 @@ export async function fingerprint(key: PublicKeyInfo): Promise<string> {
 export async function importPublicKey(
   key: PublicKeyInfo,
 ): Promise<CryptoKey> {
-  const algorithm = key.type === "RSA"
-    ? { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" }
-    : { name: "ECDSA", namedCurve: "P-256" };
+  const { importParams, verifyParams } = webCryptoParams(key);
   // Extractable: it is a public key, and the OpenSSL backend exports it as
   // SPKI DER for libcrypto.
   const imported = await crypto.subtle.importKey(
     "jwk",
     key.jwk,
-    algorithm,
+    importParams,
     true,
     ["verify"],
   );
@@ -308,21 +509,22 @@ export async function importPublicKey(
   // malformed key (a point off the curve, an even RSA modulus) fail here, at
   // load time, instead of on every token of its group.
   await crypto.subtle.verify(
-    key.type === "RSA" ? algorithm : { name: "ECDSA", hash: "SHA-256" },
+    verifyParams,
     imported,
-    new Uint8Array(),
+    new Uint8Array(key.type === "OKP" ? 64 : 0),
     new Uint8Array(),
   );
   return imported;
 }
 
 /**
- * A one-line description for start-up summaries, e.g. `RSA 2048` or
- * `EC P-256`.
+ * A one-line description for start-up summaries, e.g. `RSA 2048`,
+ * `EC P-384` or `Ed25519`.
  *
  * @param key A parsed key.
  * @returns The type and size.
  */
 export function describeKey(key: PublicKeyInfo): string {
-  return key.type === "RSA" ? `RSA ${key.bits}` : `EC ${key.curve}`;
+  if (key.type === "RSA") return `RSA ${key.bits}`;
+  return key.type === "OKP" ? "Ed25519" : `EC ${key.curve}`;
 }

@@ -1,11 +1,17 @@
 /**
- * Signature verification backends for RS256 and ES256. Each prepares a
+ * Signature verification backends for every algorithm of protocol 2.1
+ * (RS256/384/512, PS256/384/512, ES256/384/512, EdDSA). Each prepares a
  * per-key verifier once, at key load time, so the per-datagram path is one
  * call with no key import:
  *
- * - `openssl`: the system's libcrypto through Deno's FFI (EVP_PKEY_verify on
- *   a SHA-256 digest, with a context prepared once per key). ECDSA JWS
+ * - `openssl`: the system's libcrypto through Deno's FFI. RSA and ECDSA:
+ *   EVP_PKEY_verify on a SHA-256/384/512 digest, with a context prepared once
+ *   per key (PSS: padding and a salt as long as the digest). ECDSA JWS
  *   signatures are raw r||s, so they are re-encoded as DER for OpenSSL.
+ *   Ed25519 signs the message itself: EVP_DigestVerifyInit without a digest,
+ *   then the one-shot EVP_DigestVerify. Measured here, OpenSSL 3.0's Ed25519
+ *   is several times slower than WebCrypto's, so the `openssl` backend hands
+ *   Ed25519 keys to WebCrypto unless `ed25519: "openssl"` asks otherwise.
  * - `webcrypto`: `crypto.subtle.verify`, always available.
  *
  * {@linkcode selectBackend} picks OpenSSL when the library opens (and the
@@ -15,7 +21,13 @@
  * @module
  */
 
-import type { PublicKeyInfo } from "./public_key.ts";
+import {
+  EC_CURVES,
+  type EcCurve,
+  hashOf,
+  type PublicKeyInfo,
+  webCryptoParams,
+} from "./public_key.ts";
 
 /** Checks one signature over the JWS signing input. */
 export type Verifier = (
@@ -42,9 +54,7 @@ export const webCryptoBackend: VerifyBackend = {
   name: "webcrypto",
   description: "WebCrypto (crypto.subtle)",
   prepare(info: PublicKeyInfo, key: CryptoKey): Promise<Verifier> {
-    const algorithm = info.type === "RSA"
-      ? { name: "RSASSA-PKCS1-v1_5" }
-      : { name: "ECDSA", hash: "SHA-256" };
+    const algorithm = webCryptoParams(info).verifyParams;
     return Promise.resolve((input, signature) =>
       crypto.subtle.verify(
         algorithm,
@@ -68,7 +78,35 @@ const SYMBOLS = {
     result: "i32",
   },
   EVP_sha256: { parameters: [], result: "pointer" },
+  EVP_sha384: { parameters: [], result: "pointer" },
+  EVP_sha512: { parameters: [], result: "pointer" },
   SHA256: { parameters: ["buffer", "usize", "buffer"], result: "pointer" },
+  SHA384: { parameters: ["buffer", "usize", "buffer"], result: "pointer" },
+  SHA512: { parameters: ["buffer", "usize", "buffer"], result: "pointer" },
+  EVP_PKEY_CTX_set_rsa_padding: {
+    parameters: ["pointer", "i32"],
+    result: "i32",
+  },
+  EVP_PKEY_CTX_set_rsa_pss_saltlen: {
+    parameters: ["pointer", "i32"],
+    result: "i32",
+  },
+  EVP_MD_CTX_new: { parameters: [], result: "pointer" },
+  EVP_MD_CTX_free: { parameters: ["pointer"], result: "void" },
+  EVP_DigestVerifyInit: {
+    parameters: ["pointer", "pointer", "pointer", "pointer", "pointer"],
+    result: "i32",
+  },
+  EVP_DigestVerify: {
+    parameters: ["pointer", "buffer", "usize", "buffer", "usize"],
+    result: "i32",
+  },
+  EVP_DigestVerify_offloaded: {
+    name: "EVP_DigestVerify",
+    parameters: ["pointer", "buffer", "usize", "buffer", "usize"],
+    result: "i32",
+    nonblocking: true,
+  },
   EVP_PKEY_verify: {
     parameters: ["pointer", "buffer", "usize", "buffer", "usize"],
     result: "i32",
@@ -96,39 +134,58 @@ const LIBRARY_NAMES: Record<string, string[]> = {
   windows: ["libcrypto-3-x64.dll", "libcrypto-3.dll"],
 };
 
-/**
- * Encodes a JWS ECDSA signature (r||s, 32 bytes each) as DER.
- *
- * @param raw The 64-byte signature.
- * @returns `SEQUENCE { INTEGER r, INTEGER s }`, or null when not 64 bytes.
- */
-export function rawEcdsaToDer(raw: Uint8Array): Uint8Array | null {
-  if (raw.length !== 64) return null;
-  const int = (b: Uint8Array) => {
-    let i = 0;
-    while (i < b.length - 1 && b[i] === 0) i++;
-    const v = b.subarray(i);
-    return (v[0]! & 0x80)
-      ? [0x02, v.length + 1, 0, ...v]
-      : [0x02, v.length, ...v];
-  };
-  const body = [...int(raw.subarray(0, 32)), ...int(raw.subarray(32))];
-  return new Uint8Array([0x30, body.length, ...body]);
+function derInteger(b: Uint8Array): number[] {
+  let i = 0;
+  while (i < b.length - 1 && b[i] === 0) i++;
+  const v = b.subarray(i);
+  return (v[0]! & 0x80)
+    ? [0x02, v.length + 1, 0, ...v]
+    : [0x02, v.length, ...v];
 }
+
+/**
+ * Encodes a JWS ECDSA signature (r||s) as DER.
+ *
+ * @param raw The signature: 64, 96 or 132 bytes for P-256, P-384, P-521.
+ * @param size The size of r and of s in bytes: 32 (P-256, the default), 48
+ * or 66.
+ * @returns `SEQUENCE { INTEGER r, INTEGER s }`, or null when not `2 * size`
+ * bytes.
+ */
+export function rawEcdsaToDer(raw: Uint8Array, size = 32): Uint8Array | null {
+  if (raw.length !== 2 * size) return null;
+  const body = [
+    ...derInteger(raw.subarray(0, size)),
+    ...derInteger(raw.subarray(size)),
+  ];
+  // P-521 signatures pass 127 bytes: the long length form.
+  const length = body.length < 128 ? [body.length] : [0x81, body.length];
+  return new Uint8Array([0x30, ...length, ...body]);
+}
+
+const RSA_PKCS1_PSS_PADDING = 6;
 
 function openSslBackend(
   lib: Crypto,
   path: string,
-  offload: boolean,
+  options: { offload: boolean; ed25519: "openssl" | "webcrypto" },
 ): VerifyBackend {
+  const { offload, ed25519 } = options;
   const version = Deno.UnsafePointerView.getCString(lib.OpenSSL_version(0)!);
-  const md = lib.EVP_sha256();
+  const digests = {
+    "SHA-256": { md: lib.EVP_sha256(), size: 32, hash: lib.SHA256 },
+    "SHA-384": { md: lib.EVP_sha384(), size: 48, hash: lib.SHA384 },
+    "SHA-512": { md: lib.EVP_sha512(), size: 64, hash: lib.SHA512 },
+  };
   return {
     name: "openssl",
     description: `${version} via FFI (${path}${
       offload ? ", ECDSA on a worker thread" : ""
-    })`,
+    }${ed25519 === "webcrypto" ? ", Ed25519 by WebCrypto" : ""})`,
     async prepare(info: PublicKeyInfo, key: CryptoKey): Promise<Verifier> {
+      if (info.type === "OKP" && ed25519 === "webcrypto") {
+        return await webCryptoBackend.prepare(info, key);
+      }
       const der = new Uint8Array(await crypto.subtle.exportKey("spki", key));
       // d2i_PUBKEY advances the pointer it is given: pass a copy of it.
       const cursor = new BigUint64Array([
@@ -136,6 +193,15 @@ function openSslBackend(
       ]);
       const pkey = lib.d2i_PUBKEY(null, cursor, BigInt(der.length));
       if (pkey === null) throw new Error("OpenSSL cannot read the key");
+      const fallback = await webCryptoBackend.prepare(info, key);
+      const hash = hashOf(info.alg);
+      // Measured: offloading pays for ECDSA (about 95 µs a verification at
+      // P-256, more on the larger curves) and Ed25519, not for RSA (about
+      // 30 µs, less than the thread hand-off costs).
+      const offloaded = offload && info.type !== "RSA";
+      if (hash === null) return ed25519Verifier(lib, pkey, offloaded, fallback);
+      const digest = digests[hash];
+      const pss = info.alg.startsWith("PS");
       // A verify context is not safe to share between threads: keep a pool,
       // one context per verification in flight.
       const pool: Deno.PointerValue[] = [];
@@ -145,27 +211,30 @@ function openSslBackend(
         const ctx = lib.EVP_PKEY_CTX_new(pkey, null);
         if (
           ctx === null || lib.EVP_PKEY_verify_init(ctx) !== 1 ||
-          lib.EVP_PKEY_CTX_set_signature_md(ctx, md) !== 1
+          lib.EVP_PKEY_CTX_set_signature_md(ctx, digest.md) !== 1 ||
+          (pss && (
+            lib.EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PSS_PADDING) !==
+              1 ||
+            lib.EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, digest.size) !== 1
+          ))
         ) {
           throw new Error("OpenSSL cannot prepare a verify context");
         }
         return ctx;
       };
       pool.push(take());
-      const fallback = await webCryptoBackend.prepare(info, key);
-      const ec = info.type === "EC";
-      // Measured: offloading pays for ECDSA (about 95 µs a verification) but
-      // not for RSA (about 30 µs, less than the thread hand-off costs).
-      const offloaded = offload && ec;
+      const ecSize = info.type === "EC"
+        ? EC_CURVES[info.curve as EcCurve].size
+        : 0;
       return async (input, signature) => {
-        const sig = ec ? rawEcdsaToDer(signature) : signature;
+        const sig = ecSize ? rawEcdsaToDer(signature, ecSize) : signature;
         if (sig === null) return false;
         // One FFI call: about a third of node:crypto's createHash here.
-        const digest = new Uint8Array(32);
-        lib.SHA256(
+        const md = new Uint8Array(digest.size);
+        digest.hash(
           input as Uint8Array<ArrayBuffer>,
           BigInt(input.length),
-          digest,
+          md,
         );
         let r = -1;
         try {
@@ -174,8 +243,8 @@ function openSslBackend(
             ctx,
             sig as Uint8Array<ArrayBuffer>,
             BigInt(sig.length),
-            digest,
-            32n,
+            md,
+            BigInt(digest.size),
           ] as const;
           try {
             r = offloaded
@@ -197,6 +266,50 @@ function openSslBackend(
   };
 }
 
+/**
+ * Ed25519 through EVP_DigestVerify: PureEdDSA hashes the message itself, so
+ * there is no digest to compute first and EVP_PKEY_verify does not apply.
+ * A digest context is set up per verification (EVP_DigestVerifyInit is
+ * cheap next to the signature check) and freed after it.
+ */
+function ed25519Verifier(
+  lib: Crypto,
+  pkey: Deno.PointerValue,
+  offloaded: boolean,
+  fallback: Verifier,
+): Verifier {
+  return async (input, signature) => {
+    if (signature.length !== 64) return false;
+    let r = -1;
+    try {
+      const ctx = lib.EVP_MD_CTX_new();
+      if (ctx === null) throw new Error("EVP_MD_CTX_new failed");
+      try {
+        if (lib.EVP_DigestVerifyInit(ctx, null, null, null, pkey) === 1) {
+          const args = [
+            ctx,
+            signature as Uint8Array<ArrayBuffer>,
+            64n,
+            input as Uint8Array<ArrayBuffer>,
+            BigInt(input.length),
+          ] as const;
+          r = offloaded
+            ? await lib.EVP_DigestVerify_offloaded(...args)
+            : lib.EVP_DigestVerify(...args);
+        }
+      } finally {
+        lib.EVP_MD_CTX_free(ctx);
+      }
+    } catch {
+      // An FFI failure never fails the request: WebCrypto decides below.
+    }
+    if (r === 1) return true;
+    lib.ERR_clear_error();
+    if (r === 0) return false;
+    return await fallback(input, signature);
+  };
+}
+
 /** Options of {@linkcode selectBackend}. */
 export interface SelectOptions {
   /**
@@ -210,6 +323,14 @@ export interface SelectOptions {
    * @default {navigator.hardwareConcurrency > 1}
    */
   offload?: boolean;
+  /**
+   * Who verifies Ed25519 in the `openssl` backend. WebCrypto by default:
+   * measured on the lab machine, alternating the two in one process, a
+   * verification took 50-130 µs in WebCrypto and 200-330 µs through OpenSSL
+   * 3.0's FFI (docs/performance.md has the `deno task bench` rows).
+   * @default {"webcrypto"}
+   */
+  ed25519?: "openssl" | "webcrypto";
 }
 
 /**
@@ -234,7 +355,12 @@ export function selectBackend(
     for (const path of LIBRARY_NAMES[Deno.build.os] ?? []) {
       try {
         const lib = Deno.dlopen(path, SYMBOLS);
-        return { backend: openSslBackend(lib.symbols, path, offload) };
+        return {
+          backend: openSslBackend(lib.symbols, path, {
+            offload,
+            ed25519: options?.ed25519 ?? "webcrypto",
+          }),
+        };
       } catch (e) {
         problems.push(`${path}: ${e instanceof Error ? e.message : e}`);
       }

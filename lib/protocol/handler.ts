@@ -24,7 +24,7 @@ import {
   AUDIENCE,
   checkAlg,
   checkClaims,
-  keyFor,
+  chooseKey,
   type ParsedToken,
   parseToken,
   readGroup,
@@ -65,6 +65,8 @@ export interface HandlerContext {
    * @default {"2"}
    */
   profile?: "2" | "v1";
+  /** The request algorithms allowed (`--algs`); every one when absent. */
+  algs?: ReadonlySet<string>;
 }
 
 /** Outcome of one datagram, for the answer and the log. */
@@ -407,10 +409,10 @@ export function handlePacket(
     }
     parsed = parseToken(request.text);
     request.payload = parsed.payloadBytes;
-    const alg = checkAlg(parsed.header);
+    const alg = checkAlg(parsed.header, ctx.algs);
     const v1 = ctx.profile === "v1";
     const group = v1 ? readGroupV1(parsed.payload) : readGroup(parsed.payload);
-    key = keyFor(group, alg, ctx.keys);
+    key = chooseKey({ group, alg, kid: parsed.header.kid }, ctx.keys);
     if (opts.answerErrors === false) {
       // Over budget: a request that would fail its claims is shed here,
       // without signature work.

@@ -1,10 +1,11 @@
 /**
  * Request tokens in, response tokens out (docs/protocol.md, "The request" and "The answer").
  *
- * Checks run in the protocol's order: shape, header `alg`, `sub`, group,
- * `alg` against the group's key, signature, then the other claims. The parts
+ * Checks run in the protocol's order: shape, header `alg` against the
+ * allow-list, `sub`, group, the header's `kid`, `alg` against the group's
+ * keys, signature, then the other claims. The parts
  * before the signature are cheap and synchronous so junk is shed early.
- * The group's key decides the algorithm, and its verifier (OpenSSL through
+ * The group's keys decide the algorithm, and their verifiers (OpenSSL through
  * FFI, or WebCrypto) checks the signature; the HS256 answers are signed
  * synchronously with `node:crypto`
  * (faster than a WebCrypto round trip, and usable inside one FSM step).
@@ -16,13 +17,19 @@ import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import { type ErrorCode, protocolError } from "./errors.ts";
 import { COLOURS } from "./fsm.ts";
-import type { GroupKey } from "../keys/key_ring.ts";
+import type { GroupKey, VerifyKey } from "../keys/key_ring.ts";
+import { KEY_ALGORITHMS } from "../keys/public_key.ts";
 
 /** The audience every request names and the issuer of every answer. */
 export const AUDIENCE = "udp.socket.server.for.jwt";
 
-/** The only algorithms a request may use. */
-export const REQUEST_ALGORITHMS: readonly string[] = ["RS256", "ES256"];
+/**
+ * Every algorithm a request may use (protocol 2.1); `--algs` narrows it.
+ * `none` and `HS*` are never among them.
+ */
+export const REQUEST_ALGORITHMS: readonly string[] = KEY_ALGORITHMS;
+
+const ALL_ALGORITHMS: ReadonlySet<string> = new Set(REQUEST_ALGORITHMS);
 
 /** A token split into its parts; nothing verified yet. */
 export interface ParsedToken {
@@ -165,20 +172,28 @@ export function parseToken(text: string): ParsedToken {
 }
 
 /**
- * Checks the header's `alg` against the algorithms requests may use.
+ * Checks the header's `alg` against the algorithms requests may use. The
+ * header value `Ed25519` (RFC 9864) is read as `EdDSA`.
  *
  * @param header The decoded header.
- * @returns The algorithm.
+ * @param allowed The server's allow-list (`--algs`).
+ * @default {REQUEST_ALGORITHMS}
+ * @returns The algorithm, `EdDSA` for `Ed25519`.
  * @throws {ProtocolError} `ALG_NOT_ALLOWED`.
  */
-export function checkAlg(header: Record<string, unknown>): string {
-  const { alg } = header;
-  if (typeof alg !== "string" || !REQUEST_ALGORITHMS.includes(alg)) {
+export function checkAlg(
+  header: Record<string, unknown>,
+  allowed: ReadonlySet<string> = ALL_ALGORITHMS,
+): string {
+  const alg = header.alg === "Ed25519" ? "EdDSA" : header.alg;
+  if (typeof alg !== "string" || !allowed.has(alg)) {
     fail(
       "ALG_NOT_ALLOWED",
       `algorithm ${
-        typeof alg === "string" ? `"${alg.slice(0, 16)}"` : "(missing)"
-      } is not allowed: sign with RS256 or ES256`,
+        typeof header.alg === "string"
+          ? `"${header.alg.slice(0, 16)}"`
+          : "(missing)"
+      } is not allowed: sign with ${[...allowed].join(", ")}`,
     );
   }
   return alg;
@@ -206,13 +221,130 @@ export function readGroup(payload: Record<string, unknown>): string {
   return sub.toUpperCase();
 }
 
+/** What {@linkcode chooseKey} looks for. */
+export interface KeyQuery {
+  /** The upper-case group name. */
+  group: string;
+  /** The token's algorithm, as {@linkcode checkAlg} returned it. */
+  alg: string;
+  /** The header's `kid`, when it has one. */
+  kid?: unknown;
+}
+
 /**
- * Finds the group's key and checks that the token's `alg` fits it.
+ * Views of a group's keys, by `kid:<id>` or `alg:<alg>`: made once per group
+ * and key set, so choosing a key allocates nothing per datagram.
+ */
+const views = new WeakMap<GroupKey, Map<string, GroupKey | null>>();
+
+function view(
+  group: GroupKey,
+  name: string,
+  make: () => GroupKey | null,
+): GroupKey | null {
+  let byName = views.get(group);
+  if (!byName) views.set(group, byName = new Map());
+  let v = byName.get(name);
+  if (v === undefined) {
+    // Bounded: a group holds at most 8 keys and the algorithms are few; an
+    // unknown kid is not cached.
+    v = make();
+    if (v !== null || name.startsWith("alg:")) byName.set(name, v);
+  }
+  return v;
+}
+
+/** Tries each key in file order; true when one verifies. */
+function anyOf(keys: readonly VerifyKey[]): VerifyKey["verify"] {
+  return async (input, signature) => {
+    for (const k of keys) {
+      try {
+        if (await k.verify(input, signature)) return true;
+      } catch {
+        // A signature malformed for one key does not verify with it.
+      }
+    }
+    return false;
+  };
+}
+
+/**
+ * Chooses the key(s) a token is verified with (docs/protocol.md, "Choosing
+ * the key"): with a header `kid`, only the group's key of that id; without,
+ * every key of the group whose algorithm is the token's, tried in file
+ * order. A token never brings its own key: `jwk`, `jku`, `x5u` and `x5c`
+ * header members are not looked at.
+ *
+ * @param query The group, the algorithm and the header's `kid`.
+ * @param keys The loaded keys.
+ * @returns The group's keys as one {@linkcode GroupKey} whose `verify`
+ * checks the chosen key(s) (the group's own entry when it is its only key).
+ * @throws {ProtocolError} `UNKNOWN_GROUP`, `UNKNOWN_KEY` or `ALG_NOT_ALLOWED`.
+ */
+export function chooseKey(
+  query: KeyQuery,
+  keys: ReadonlyMap<string, GroupKey>,
+): GroupKey {
+  const { group, alg, kid } = query;
+  const entry = keys.get(group);
+  if (!entry) fail("UNKNOWN_GROUP", `group "${group}" has no public key here`);
+  if (kid !== undefined) {
+    if (typeof kid !== "string") {
+      fail("UNKNOWN_KEY", 'header "kid" must be a string');
+    }
+    const chosen = view(entry, `kid:${kid}`, () => {
+      const k = entry.keys.find((k) => k.kid === kid);
+      return k ? (k === entry.keys[0] ? entry : { ...entry, ...k }) : null;
+    });
+    if (!chosen) {
+      fail(
+        "UNKNOWN_KEY",
+        `group ${group} has no key with kid "${kid.slice(0, 64)}"${
+          entry.keys.length > 1 ? "" : `: its key is "${entry.kid}"`
+        }`,
+      );
+    }
+    if (chosen.info.alg !== alg) {
+      fail(
+        "ALG_NOT_ALLOWED",
+        `key "${
+          kid.slice(0, 64)
+        }" of group ${group} verifies ${chosen.info.alg}, not ${alg}`,
+      );
+    }
+    return chosen;
+  }
+  if (entry.keys.length === 1 && entry.info.alg === alg) return entry;
+  const chosen = view(entry, `alg:${alg}`, () => {
+    const fit = entry.keys.filter((k) => k.info.alg === alg);
+    if (fit.length === 0) return null;
+    if (fit.length === 1 && fit[0] === entry.keys[0]) return entry;
+    return { ...entry, ...fit[0]!, verify: anyOf(fit) };
+  });
+  if (!chosen) {
+    const algs = [...new Set(entry.keys.map((k) => k.info.alg))];
+    fail(
+      "ALG_NOT_ALLOWED",
+      entry.keys.length === 1
+        ? `group ${group} has an ${
+          entry.info.type === "OKP" ? "Ed25519" : entry.info.type
+        } key: sign with ${entry.info.alg}, not ${alg}`
+        : `no key of group ${group} verifies ${alg}: sign with ${
+          algs.join(" or ")
+        }`,
+    );
+  }
+  return chosen;
+}
+
+/**
+ * Finds the group's key for a token without a `kid` and checks that the
+ * token's `alg` fits it: {@linkcode chooseKey} without a `kid`.
  *
  * @param group The upper-case group name.
  * @param alg The token's algorithm.
  * @param keys The loaded keys.
- * @returns The group's key.
+ * @returns The group's key(s) for that algorithm.
  * @throws {ProtocolError} `UNKNOWN_GROUP` or `ALG_NOT_ALLOWED`.
  */
 export function keyFor(
@@ -220,15 +352,7 @@ export function keyFor(
   alg: string,
   keys: ReadonlyMap<string, GroupKey>,
 ): GroupKey {
-  const key = keys.get(group);
-  if (!key) fail("UNKNOWN_GROUP", `group "${group}" has no public key here`);
-  if (key.info.alg !== alg) {
-    fail(
-      "ALG_NOT_ALLOWED",
-      `group ${group} has an ${key.info.type} key: sign with ${key.info.alg}, not ${alg}`,
-    );
-  }
-  return key;
+  return chooseKey({ group, alg }, keys);
 }
 
 /**

@@ -152,3 +152,34 @@ Deno.test("parseConfig() reads --http ADDR:PORT (IPv6 in brackets) and requires 
     );
   }
 });
+
+Deno.test("parseConfig() reads --algs: a narrowed allow-list of the protocol's algorithms, never none or HS*", async (t) => {
+  await t.step("absent: every algorithm", () => {
+    assert.equal(serve([]).algs, undefined);
+  });
+  await t.step("commas and spaces, Ed25519 read as EdDSA, table order", () => {
+    assert.deepEqual(serve(["--algs", "Ed25519, ES384,RS256,ES384"]).algs, [
+      "RS256",
+      "ES384",
+      "EdDSA",
+    ]);
+  });
+  for (
+    const [value, message] of [
+      ["", /--algs: empty list/],
+      ["none", /"none": requests are never accepted with none or HMAC/],
+      ["RS256,HS256", /"HS256": requests are never accepted/],
+      ["ES256K", /"ES256K": expected some of RS256, RS384/],
+      ["rs256", /"rs256": expected some of/],
+    ] as const
+  ) {
+    await t.step(`refuses "${value}"`, () => {
+      assert.throws(() => serve(["--algs", value]), (e) => {
+        assert.ok(e instanceof ConfigError);
+        assert.equal(e.exitCode, 2);
+        assert.match(e.message, message);
+        return true;
+      });
+    });
+  }
+});

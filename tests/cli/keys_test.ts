@@ -1,12 +1,13 @@
 /**
  * Tests of `udpjwt keys` (lib/keys_report.ts): the pre-flight table for the
- * vectors' keys_pub/ (six good files, three bad), a clean lab, duplicates,
+ * vectors' keys_pub/ (seven good files, two bad), a clean lab, duplicates,
  * files the server ignores, and the HMAC secret checks.
  *
  * @module
  */
 
 import assert from "node:assert/strict";
+import { calculateJwkThumbprint, exportJWK, importSPKI } from "jose";
 import type { Io } from "../../lib/cli/errors.ts";
 import { checkLab, runKeys } from "../../lib/cli/keys.ts";
 import { VECTORS } from "../_helpers.ts";
@@ -40,7 +41,15 @@ async function makeLab(
   return dir;
 }
 
-Deno.test("checkLab() reports the vectors' six good and three bad files as the server loads them", async () => {
+/** The RFC 7638 thumbprint of a PEM key, computed by jose. */
+async function joseThumbprint(file: string, alg: string): Promise<string> {
+  const key = await importSPKI(await Deno.readTextFile(file), alg, {
+    extractable: true,
+  });
+  return await calculateJwkThumbprint(await exportJWK(key));
+}
+
+Deno.test("checkLab() reports the vectors' seven good and two bad files as the server loads them", async () => {
   const report = await checkLab({
     keysPub: `${VECTORS}keys_pub`,
     keysPriv: `${VECTORS}keys_priv`,
@@ -49,10 +58,11 @@ Deno.test("checkLab() reports the vectors' six good and three bad files as the s
     report.rows.map((r) => [r.file.split("/").pop(), r]),
   );
   assert.equal(report.rows.length, 9);
-  assert.equal(report.loaded, 6);
+  assert.equal(report.loaded, 7);
   const ok = report.rows.filter((r) => r.status === "ok").map((r) => r.group);
   assert.deepEqual(ok, [
     "CHEDIMON",
+    "EDGROUP",
     "GUILHONGA",
     "HEARTBEAT",
     "PKCS1GRP",
@@ -67,6 +77,7 @@ Deno.test("checkLab() reports the vectors' six good and three bad files as the s
     size: "2048",
     alg: "RS256",
     fingerprint: "SHA256:cmDCtA/3uMpz2HAG/bK+VlSjWMBRlHgaptPfMsM5XF0",
+    kid: await joseThumbprint(`${VECTORS}keys_pub/heartbeat.pem`, "RS256"),
     status: "ok",
   });
   assert.equal(byName["segsanh.ssh"]?.size, "P-256");
@@ -80,8 +91,9 @@ Deno.test("checkLab() reports the vectors' six good and three bad files as the s
     /^RSA key of 1024 bits is shorter than the minimum of 2048/,
   );
   assert.equal(weak.size, "1024");
-  assert.equal(byName["edgroup.ssh"]?.status, "skipped");
-  assert.match(byName["edgroup.ssh"]!.reason!, /ssh-ed25519/);
+  assert.equal(byName["edgroup.ssh"]?.status, "ok");
+  assert.equal(byName["edgroup.ssh"]?.alg, "EdDSA");
+  assert.equal(byName["edgroup.ssh"]?.size, "Ed25519");
   assert.equal(byName["broken.pem"]?.status, "skipped");
   assert.equal(byName["broken.pem"]?.fingerprint, undefined);
   assert.deepEqual(report.secret, {
@@ -89,7 +101,7 @@ Deno.test("checkLab() reports the vectors' six good and three bad files as the s
     bytes: 23,
     trailingNewline: true,
   });
-  assert.deepEqual(report.problems, ["the server would skip 3 key files"]);
+  assert.deepEqual(report.problems, ["the server would skip 2 key files"]);
 });
 
 Deno.test("checkLab() follows --min-rsa-bits", async () => {
@@ -98,7 +110,7 @@ Deno.test("checkLab() follows --min-rsa-bits", async () => {
     keysPriv: `${VECTORS}keys_priv`,
     minRsaBits: 1024,
   });
-  assert.equal(report.loaded, 7);
+  assert.equal(report.loaded, 8);
   const weak = report.rows.find((r) => r.group === "WEAKRSA");
   assert.equal(weak?.status, "ok");
 });
@@ -109,30 +121,47 @@ Deno.test("keys prints a table and exits 1 for the vectors", async () => {
   const lines = r.stdout.trimEnd().split("\n");
   assert.equal(
     lines[0],
-    "tests/testdata/vectors/keys_pub: 9 key files, 6 groups loaded",
+    "tests/testdata/vectors/keys_pub: 9 key files, 7 groups loaded",
   );
   assert.match(
     lines[1]!,
-    /^GROUP +FILE +FORMAT +TYPE +SIZE +FINGERPRINT +STATUS$/,
+    /^GROUP +FILE +FORMAT +TYPE +SIZE +ALG +FINGERPRINT +KID +STATUS$/,
+  );
+  const kid = await joseThumbprint(
+    `${VECTORS}keys_pub/heartbeat.pem`,
+    "RS256",
+  );
+  assert.ok(
+    r.stdout.includes(
+      ` RS256  SHA256:cmDCtA/3uMpz2HAG/bK+VlSjWMBRlHgaptPfMsM5XF0  ${kid}  `,
+    ),
+    r.stdout,
   );
   assert.match(
     r.stdout,
-    /\nHEARTBEAT +heartbeat\.pem +PEM SPKI +RSA +2048 +SHA256:cmDCtA\/3uMpz2HAG\/bK\+VlSjWMBRlHgaptPfMsM5XF0 +ok\n/,
+    /\nHEARTBEAT +heartbeat\.pem +PEM SPKI +RSA +2048 +RS256 +SHA256:cmDCtA\/3uMpz2HAG\/bK\+VlSjWMBRlHgaptPfMsM5XF0 +\S{43} +ok\n/,
   );
   assert.match(
     r.stdout,
-    /\nSEGSANH +segsanh\.ssh +OpenSSH +EC +P-256 +SHA256:\S+ +ok\n/,
+    /\nSEGSANH +segsanh\.ssh +OpenSSH +EC +P-256 +ES256 +SHA256:\S+ +\S{43} +ok\n/,
   );
   assert.match(
     r.stdout,
-    /\nWEAKRSA +weakrsa\.pem +PEM SPKI +RSA +1024 +SHA256:\S+ +skipped: RSA key of 1024 bits/,
+    /\nEDGROUP +edgroup\.ssh +OpenSSH +OKP +Ed25519 +EdDSA +SHA256:\S+ +\S{43} +ok\n/,
   );
-  assert.match(r.stdout, /\nBROKEN +broken\.pem +- +- +- +- +skipped: /);
+  assert.match(
+    r.stdout,
+    /\nWEAKRSA +weakrsa\.pem +PEM SPKI +RSA +1024 +RS256 +SHA256:\S+ +\S{43} +skipped: RSA key of 1024 bits/,
+  );
+  assert.match(
+    r.stdout,
+    /\nBROKEN +broken\.pem +- +- +- +- +- +- +skipped: /,
+  );
   assert.match(
     r.stdout,
     /\nHMAC secret: tests\/testdata\/vectors\/keys_priv\/key_secret_for_hmac\.txt: 23 bytes, ending with a newline/,
   );
-  assert.match(lines.at(-1)!, /^NOT ok: the server would skip 3 key files$/);
+  assert.match(lines.at(-1)!, /^NOT ok: the server would skip 2 key files$/);
   const relaxed = await runMain([
     "keys",
     "tests/testdata/vectors",
@@ -140,7 +169,7 @@ Deno.test("keys prints a table and exits 1 for the vectors", async () => {
     "1024",
   ]);
   assert.equal(relaxed.code, 1);
-  assert.match(relaxed.stdout, /skip 2 key files/);
+  assert.match(relaxed.stdout, /skip 1 key file\b/);
 });
 
 Deno.test("keys exits 0 for a clean lab and lists files the server ignores", async () => {
@@ -155,7 +184,8 @@ Deno.test("keys exits 0 for a clean lab and lists files the server ignores", asy
     assert.match(io.lines[0]!, /: 2 key files, 2 groups loaded$/);
     assert.ok(
       io.lines.some((l) =>
-        /^- +notes\.txt .* ignored: not a \.pem or \.ssh file$/.test(l)
+        /^- +notes\.txt .* ignored: not a \.pem, \.ssh, \.pub, \.jwk or \.jwks file$/
+          .test(l)
       ),
     );
     assert.ok(

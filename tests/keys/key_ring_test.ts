@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { GROUP_NAME, keyFromText, loadKeys } from "../../lib/keys/key_ring.ts";
+import {
+  GROUP_NAME,
+  keyFromText,
+  loadKeys,
+  mergeReload,
+} from "../../lib/keys/key_ring.ts";
 
 /** The fixtures written by tests/testdata/keys/generate.sh. */
 const KEYS = new URL("../testdata/keys/", import.meta.url);
@@ -161,13 +166,14 @@ Deno.test("keyFromText() applies the RSA minimum size and names the flag that lo
 
 Deno.test("keyFromText() passes on the parser's SyntaxError with its reason", async (t) => {
   const cases: [string, string, RegExp][] = [
-    [
-      "ed.ssh",
-      fixture("ed25519.ssh"),
-      /key type "ssh-ed25519" is not supported/,
-    ],
     ["dsa.ssh", fixture("dsa.ssh"), /key type "ssh-dss" is not supported/],
-    ["p384.pem", fixture("p384.spki.pem"), /EC curve P-384 is not supported/],
+    [
+      "ed448.pem",
+      Deno.readTextFileSync(
+        new URL("../testdata/more_keys/ed448.spki.pem", import.meta.url),
+      ),
+      /key type Ed448 is not supported/,
+    ],
     ["priv.pem", fixture("private.pem"), /PRIVATE KEY, not a public key/],
     ["empty.ssh", "", /not a public key/],
   ];
@@ -233,13 +239,14 @@ const DIRECTORY: Record<string, string> = {
   "beta.ssh": fixture("p256.ssh"), // same group as beta.pem, which sorts first
   "omega.ssh": fixture("rsa2048.ssh"), // same group as OMEGA.pem
   "weak.pem": fixture("rsa1024.spki.pem"),
-  "ed.ssh": fixture("ed25519.ssh"),
+  "dsa.ssh": fixture("dsa.ssh"),
   "private.pem": fixture("private.pem"),
   "bad name.pem": fixture("p256.ssh"),
   "empty.ssh": "",
-  // ignored: not *.pem / *.ssh files
-  "readme.txt": "keys live here\n",
+  // .pub is read like .ssh
   "zeta.pub": fixture("p256.ssh"),
+  // ignored: not *.pem / *.ssh / *.pub / *.jwk / *.jwks files
+  "readme.txt": "keys live here\n",
   "eta.pem.bak": fixture("rsa2048.spki.pem"),
   "theta": fixture("rsa2048.spki.pem"),
   "iota.pem/": "",
@@ -255,8 +262,10 @@ Deno.test("loadKeys() loads every usable key file of a directory and reports the
       "EPSILON",
       "GAMMA",
       "OMEGA",
+      "ZETA",
     ]);
     const loaded: [string, string, string, string][] = [
+      ["ZETA", "zeta.pub", "OpenSSH", P256_FP],
       ["ALPHA", "alpha.pem", "PEM SPKI", RSA_FP],
       ["BETA", "beta.pem", "PEM SPKI", P256_FP],
       ["GAMMA", "Gamma.PEM", "PEM certificate", RSA_FP],
@@ -281,7 +290,7 @@ Deno.test("loadKeys() loads every usable key file of a directory and reports the
           `^group BETA already has a key in "${dir}/beta\\.pem": keep one file per group$`,
         ),
       ],
-      ["ed.ssh", /key type "ssh-ed25519" is not supported/],
+      ["dsa.ssh", /key type "ssh-dss" is not supported/],
       ["empty.ssh", /not a public key/],
       ["omega.ssh", /^group OMEGA already has a key in ".*\/OMEGA\.pem"/],
       ["private.pem", /PRIVATE KEY, not a public key/],
@@ -302,7 +311,7 @@ Deno.test("loadKeys() passes minRsaBits on to every file", async () => {
     const ring = await loadKeys(dir, { minRsaBits: 1024 });
     assert.equal(ring.groups.get("WEAK")?.fingerprint, WEAK_FP);
     assert.ok(!ring.skipped.some((s) => s.file.endsWith("/weak.pem")));
-    assert.equal(ring.groups.size, 7);
+    assert.equal(ring.groups.size, 8);
     assert.equal(ring.skipped.length, 6);
 
     const strict = await loadKeys(dir, { minRsaBits: 3072 });
@@ -310,6 +319,7 @@ Deno.test("loadKeys() passes minRsaBits on to every file", async () => {
       "BETA",
       "DELTA",
       "OMEGA",
+      "ZETA",
     ]);
     for (const file of ["alpha.pem", "Gamma.PEM", "epsilon.pem"]) {
       const entry = strict.skipped.find((s) => s.file === `${dir}/${file}`);
@@ -345,7 +355,7 @@ Deno.test("loadKeys() handles trailing slashes, empty and missing directories", 
     async () => {
       await withKeyDir({
         "notes.txt": "x",
-        "key.pub": fixture("p256.ssh"),
+        "key.asc": fixture("p256.ssh"),
         "sub.ssh/": "",
       }, async (dir) => {
         const ring = await loadKeys(dir);
@@ -359,4 +369,53 @@ Deno.test("loadKeys() handles trailing slashes, empty and missing directories", 
     await Deno.remove(dir);
     await assert.rejects(loadKeys(dir), Deno.errors.NotFound);
   });
+});
+
+Deno.test("mergeReload() handles JWK Set groups: a new kid is a change, the same set is not, a broken set keeps the old keys", async () => {
+  const more = (name: string) =>
+    Deno.readTextFileSync(
+      new URL(`../testdata/more_keys/${name}`, import.meta.url),
+    );
+  const rotation = JSON.parse(more("rotation.jwks"));
+  const ed = JSON.parse(more("ed25519.jwk"));
+  const dir = await Deno.makeTempDir();
+  try {
+    const write = (name: string, text: string) =>
+      Deno.writeTextFile(`${dir}/${name}`, text);
+    await write("team.jwks", JSON.stringify({ keys: [rotation.keys[0]] }));
+    await write("solo.jwk", JSON.stringify(ed));
+    const first = await loadKeys(dir);
+    assert.deepEqual(first.groups.get("TEAM")!.keys.map((k) => k.kid), [
+      "2026-old",
+    ]);
+
+    // The same files again: nothing changed.
+    const same = mergeReload(first.groups, await loadKeys(dir));
+    assert.deepEqual([same.added, same.changed, same.removed], [[], [], []]);
+
+    // Rotation: the new key joins the set.
+    await write("team.jwks", more("rotation.jwks"));
+    const rotated = mergeReload(first.groups, await loadKeys(dir));
+    assert.deepEqual(rotated.changed, ["TEAM"]);
+    assert.deepEqual(rotated.groups.get("TEAM")!.keys.map((k) => k.kid), [
+      "2026-old",
+      "2026-new",
+    ]);
+
+    // Only a kid renamed is a change too.
+    const renamed = structuredClone(rotation);
+    renamed.keys[1].kid = "2026-b";
+    await write("team.jwks", JSON.stringify(renamed));
+    const again = mergeReload(rotated.groups, await loadKeys(dir));
+    assert.deepEqual(again.changed, ["TEAM"]);
+
+    // A broken set keeps the keys in use.
+    await write("team.jwks", JSON.stringify({ keys: [ed, ed] }));
+    const broken = mergeReload(again.groups, await loadKeys(dir));
+    assert.equal(broken.groups.get("TEAM"), again.groups.get("TEAM"));
+    assert.match(broken.kept[0]!.reason, /key 1 of 2 has no "kid"/);
+    assert.deepEqual(broken.changed, []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

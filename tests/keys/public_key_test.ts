@@ -310,14 +310,25 @@ function assertValidKey(info: PublicKeyInfo, context: string): void {
       value === 0n ? 0 : value.toString(2).length,
       context,
     );
+  } else if (info.type === "OKP") {
+    assert.equal(info.alg, "EdDSA", context);
+    assert.equal(info.curve, "Ed25519", context);
+    assert.equal(info.jwk.crv, "Ed25519", context);
+    assert.equal(fromB64url(info.jwk.x).length, 32, context);
   } else {
     assert.equal(info.type, "EC", context);
-    assert.equal(info.alg, "ES256", context);
-    assert.equal(info.curve, "P-256", context);
-    assert.equal(info.bits, 256, context);
-    assert.equal(info.jwk.crv, "P-256", context);
-    assert.equal(fromB64url(info.jwk.x).length, 32, context);
-    assert.equal(fromB64url(info.jwk.y).length, 32, context);
+    const curves = {
+      "P-256": ["ES256", 256, 32],
+      "P-384": ["ES384", 384, 48],
+      "P-521": ["ES512", 521, 66],
+    } as const;
+    const want = curves[info.curve as keyof typeof curves];
+    assert.ok(want, context);
+    assert.equal(info.alg, want[0], context);
+    assert.equal(info.bits, want[1], context);
+    assert.equal(info.jwk.crv, info.curve, context);
+    assert.equal(fromB64url(info.jwk.x).length, want[2], context);
+    assert.equal(fromB64url(info.jwk.y).length, want[2], context);
   }
   const again = parseSshBlob(info.sshBlob, "OpenSSH");
   assert.deepEqual(again.jwk, info.jwk, context);

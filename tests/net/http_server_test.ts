@@ -136,7 +136,8 @@ Deno.test("main.ts --http: the event stream, /metrics, /api/status and /healthz 
     );
     assert.equal(heartbeat.walks, 1);
     assert.equal(heartbeat.state, 6);
-    assert.equal(status.keys.length, 6);
+    // The vectors' six RS256/ES256 groups and EDGROUP (Ed25519, protocol 2.1).
+    assert.equal(status.keys.length, 7);
     assert.deepEqual(status.health, { ok: true });
     const health = await fetch(`${server.http}/healthz`);
     assert.equal(`${health.status} ${await health.text()}`, "200 ok\n");

@@ -35,3 +35,11 @@ Deno.test("protocolError makes a ProtocolError that behaves like one built with 
     },
   );
 });
+
+Deno.test("ERROR_CODES lists UNKNOWN_KEY (protocol 2.1) between UNKNOWN_GROUP and BAD_SIGNATURE", async () => {
+  const { ERROR_CODES } = await import("../../lib/protocol/errors.ts");
+  const i = ERROR_CODES.indexOf("UNKNOWN_KEY");
+  assert.ok(i > 0);
+  assert.equal(ERROR_CODES[i - 1], "UNKNOWN_GROUP");
+  assert.equal(ERROR_CODES[i + 1], "BAD_SIGNATURE");
+});

@@ -88,13 +88,52 @@ Deno.test("parseToken() rejects what is not a compact JWS of JSON objects", asyn
   });
 });
 
-Deno.test("checkAlg() allows only RS256 and ES256", () => {
-  assert.equal(checkAlg({ alg: "RS256" }), "RS256");
-  assert.equal(checkAlg({ alg: "ES256" }), "ES256");
-  for (const alg of ["none", "HS256", "HS384", "HS512", "PS256", "rs256", 1]) {
+Deno.test("checkAlg() allows the protocol's table, reads Ed25519 as EdDSA and never none or HS*", () => {
+  for (
+    const alg of [
+      "RS256",
+      "RS384",
+      "RS512",
+      "PS256",
+      "PS384",
+      "PS512",
+      "ES256",
+      "ES384",
+      "ES512",
+      "EdDSA",
+    ]
+  ) {
+    assert.equal(checkAlg({ alg }), alg);
+  }
+  assert.equal(checkAlg({ alg: "Ed25519" }), "EdDSA");
+  for (
+    const alg of [
+      "none",
+      "HS256",
+      "HS384",
+      "HS512",
+      "rs256",
+      "Ed448",
+      "ES256K",
+      1,
+    ]
+  ) {
     assert.equal(codeOf(() => checkAlg({ alg })), "ALG_NOT_ALLOWED", `${alg}`);
   }
   assert.equal(codeOf(() => checkAlg({})), "ALG_NOT_ALLOWED");
+});
+
+Deno.test("checkAlg() follows a narrowed allow-list (--algs)", () => {
+  const allowed = new Set(["EdDSA", "ES384"]);
+  assert.equal(checkAlg({ alg: "Ed25519" }, allowed), "EdDSA");
+  assert.equal(checkAlg({ alg: "ES384" }, allowed), "ES384");
+  for (const alg of ["RS256", "ES256", "PS256", "none", "HS256"]) {
+    assert.equal(
+      codeOf(() => checkAlg({ alg }, allowed)),
+      "ALG_NOT_ALLOWED",
+      alg,
+    );
+  }
 });
 
 Deno.test("readGroup() matches sub case-insensitively and rejects non-names", () => {
