@@ -1,7 +1,8 @@
 /**
  * The UDP receive/send loop around {@linkcode handlePacket}: one reused
  * receive buffer, each datagram copied before it is handled, bounded work in
- * flight, per-source error budgets, and a log record per datagram. Nothing a
+ * flight, per-source error budgets, and a log record per datagram (written
+ * to a {@linkcode DatagramLog}, which must neither throw nor wait). Nothing a
  * datagram contains can stop the loop.
  *
  * @module
@@ -46,6 +47,40 @@ export interface ServerOptions {
   summaryMs?: number;
 }
 
+/** The fields of a per-datagram record, in the order the file shows them. */
+export interface DatagramRecord {
+  /** The source address. */
+  peer: string;
+  /** The source port; null in a summed rate-limit record. */
+  port: number | null;
+  /** The datagram's size (summed in a rate-limit record). */
+  bytes: number;
+  /** The upper-case group, or null. */
+  group: string | null;
+  /** The outcome. */
+  outcome: string;
+  /** The error code behind a `dropped:` outcome. */
+  error?: string | undefined;
+  /** The reason for an error or for no answer. */
+  detail?: string | undefined;
+  /** Datagrams summed into a rate-limit record. */
+  count?: number;
+  /** The event, or null. */
+  "seq_state_number": number | null;
+  /** The number answered, or null. */
+  "next_number": number | null;
+  /** The registration number, or null. */
+  registration: number | null;
+  /** Microseconds from receipt to the record, or null. */
+  us: number | null;
+}
+
+/** Where the server writes its per-datagram records. */
+export interface DatagramLog {
+  /** Records one datagram (or a sum of rate-limited ones). */
+  write(r: DatagramRecord): void;
+}
+
 /** The largest UDP payload; the receive buffer holds any datagram whole. */
 const RECEIVE_BUFFER = 65536;
 
@@ -54,7 +89,7 @@ export class UdpServer {
   #conn: Deno.DatagramConn;
   #ctx: HandlerContext;
   #log: Logger;
-  #datagramLog: Logger;
+  #datagramLog: DatagramLog;
   #maxDatagram: number;
   #maxInFlight: number;
   #budget: ErrorBudget;
@@ -78,13 +113,13 @@ export class UdpServer {
   /**
    * @param conn A bound datagram socket; the server owns it from now on.
    * @param ctx The handler context.
-   * @param loggers Event and per-datagram loggers.
+   * @param loggers The event logger and the per-datagram log.
    * @param options Limits.
    */
   constructor(
     conn: Deno.DatagramConn,
     ctx: HandlerContext,
-    loggers: { events: Logger; datagrams: Logger },
+    loggers: { events: Logger; datagrams: DatagramLog },
     options?: ServerOptions,
   ) {
     const {
@@ -243,7 +278,7 @@ export class UdpServer {
   /** One record per source for the rate-limited drops summed since the last. */
   #flushLimited(): void {
     for (const [peer, t] of this.#limited) {
-      this.#datagramLog.info("{outcome} x{count} from {peer}", {
+      this.#datagramLog.write({
         peer,
         port: null,
         bytes: t.bytes,
@@ -384,14 +419,14 @@ export class UdpServer {
       return;
     }
     const c = r.claims;
-    this.#datagramLog.info("{outcome} from {peer}:{port}", {
+    this.#datagramLog.write({
       peer: peer.hostname,
       port: peer.port,
       bytes: size,
       group: r.group ?? null,
       outcome: r.outcome,
-      ...(r.error && r.error !== r.outcome ? { error: r.error } : {}),
-      ...(r.detail ? { detail: r.detail } : {}),
+      error: r.error && r.error !== r.outcome ? r.error : undefined,
+      detail: r.detail ? r.detail : undefined,
       seq_state_number: c?.seqStateNumber ?? null,
       next_number: r.nextNumber ?? null,
       registration: c?.registration ?? null,
