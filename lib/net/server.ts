@@ -93,7 +93,12 @@ export class UdpServer {
   #maxDatagram: number;
   #maxInFlight: number;
   #budget: ErrorBudget;
-  #inFlight = new Set<Promise<void>>();
+  /** Datagrams handed to #serve and not yet answered or dropped. */
+  #inFlight = 0;
+  /** Resolved when #inFlight drops below the limit (the loop waits on it). */
+  #room: PromiseWithResolvers<void> | undefined;
+  /** Resolved when #inFlight reaches 0 (close waits on it). */
+  #drained: PromiseWithResolvers<void> | undefined;
   #closed = false;
   #loopEnded = false;
   #loop: Promise<void> | undefined;
@@ -146,7 +151,7 @@ export class UdpServer {
 
   /** Datagrams being handled now. */
   get inFlight(): number {
-    return this.#inFlight.size;
+    return this.#inFlight;
   }
 
   /** Whether the receive loop is running (started, not closed, not ended). */
@@ -261,7 +266,13 @@ export class UdpServer {
     this.#closed = true;
     clearInterval(this.#summaryTimer);
     clearInterval(this.#limitedTimer);
-    const drained = Promise.allSettled([...this.#inFlight]);
+    let drained = Promise.resolve();
+    if (this.#inFlight > 0) {
+      this.#drained = Promise.withResolvers();
+      drained = this.#drained.promise;
+    }
+    // The loop may be waiting for room: let it see #closed.
+    this.#room?.resolve();
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise((r) => timer = setTimeout(r, graceMs));
     await Promise.race([drained, timeout]);
@@ -322,31 +333,24 @@ export class UdpServer {
         });
         continue;
       }
-      let work: Promise<void> | undefined;
       try {
-        work = this.#handle(data.slice(), peer, started);
+        this.#handle(data.slice(), peer, started);
       } catch (e) {
         this.#failed(e, peer); // logging itself failed: keep serving
       }
-      if (work) {
-        this.#inFlight.add(work);
-        work.finally(() => this.#inFlight.delete(work));
-        if (this.#inFlight.size >= this.#maxInFlight) {
-          await Promise.race(this.#inFlight);
-        }
+      if (this.#inFlight >= this.#maxInFlight) {
+        this.#room = Promise.withResolvers();
+        await this.#room.promise;
+        this.#room = undefined;
       }
     }
   }
 
   /**
-   * Handles one datagram. Junk refused by a cheap check is answered (or
-   * dropped) synchronously; otherwise the work in flight is returned.
+   * Handles one datagram. Junk refused by a cheap check and given no answer
+   * is recorded synchronously; the rest is finished by {@linkcode #serve}.
    */
-  #handle(
-    bytes: Uint8Array,
-    peer: Deno.NetAddr,
-    started: number,
-  ): Promise<void> | undefined {
+  #handle(bytes: Uint8Array, peer: Deno.NetAddr, started: number): void {
     let result: PacketResult | Promise<PacketResult>;
     try {
       const source = peer.hostname;
@@ -359,13 +363,55 @@ export class UdpServer {
     } catch (e) {
       result = this.#failed(e, peer);
     }
-    if (!(result instanceof Promise)) {
-      return this.#answer(peer, bytes.length, started, result);
+    if (!(result instanceof Promise) && !result.reply) {
+      this.#record(peer, bytes.length, started, result);
+      return;
     }
-    return result
-      .catch((e) => this.#failed(e, peer))
-      .then((r) => this.#answer(peer, bytes.length, started, r))
-      .catch((e) => void this.#failed(e, peer));
+    this.#inFlight++;
+    this.#serve(result, peer, bytes.length, started);
+  }
+
+  /**
+   * Waits for the decision (and its durability), sends the answer, if any,
+   * then logs the datagram. One async function per datagram instead of a
+   * chain of promises and closures; never rejects.
+   */
+  async #serve(
+    pending: PacketResult | Promise<PacketResult>,
+    peer: Deno.NetAddr,
+    size: number,
+    started: number,
+  ): Promise<void> {
+    try {
+      let result: PacketResult;
+      try {
+        result = await pending;
+      } catch (e) {
+        result = this.#failed(e, peer);
+      }
+      if (result.reply) {
+        try {
+          await this.#conn.send(result.reply, peer);
+        } catch (e) {
+          result = {
+            ...result,
+            outcome: "dropped:send_failed",
+            detail: String(e),
+          };
+        }
+      }
+      this.#record(peer, size, started, result);
+    } catch (e) {
+      try {
+        this.#failed(e, peer);
+      } catch {
+        // Logging itself failed: keep serving.
+      }
+    } finally {
+      const n = --this.#inFlight;
+      if (n < this.#maxInFlight) this.#room?.resolve();
+      if (n === 0) this.#drained?.resolve();
+    }
   }
 
   /** A bug, not the client's fault: count it, log it, keep serving. */
@@ -375,29 +421,6 @@ export class UdpServer {
       error: e instanceof Error ? e.stack ?? e.message : String(e),
     });
     return { reply: null, outcome: "dropped:internal_error" };
-  }
-
-  /** Sends the answer, if any, then logs the datagram. */
-  #answer(
-    peer: Deno.NetAddr,
-    size: number,
-    started: number,
-    result: PacketResult,
-  ): Promise<void> | undefined {
-    if (!result.reply) {
-      this.#record(peer, size, started, result);
-      return;
-    }
-    const sent = this.#conn.send(result.reply, peer).then(
-      () => this.#record(peer, size, started, result),
-      (e) =>
-        this.#record(peer, size, started, {
-          ...result,
-          outcome: "dropped:send_failed",
-          detail: String(e),
-        }),
-    );
-    return sent.catch((e) => void this.#failed(e, peer));
   }
 
   #record(
