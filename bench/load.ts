@@ -85,7 +85,8 @@
  * server and its log), `window.ts` (the windowed sender), `flood.ts` and
  * `_flood_worker.ts` (flood mode), `summary.ts` (latency and correctness),
  * `proc.ts` (`/proc` sampling), `openssl.ts` (`--openssl`), `report.ts` (the
- * printed report) and `run.ts` (one run, start to end).
+ * printed report), `run.ts` (one run, start to end) and `compare.ts`
+ * (`--compare-ceiling`: the real server against issue 11's lean ceiling).
  *
  * @module
  */
@@ -96,6 +97,7 @@ import {
   USAGE,
   UsageError,
 } from "./load/options.ts";
+import { compareCeiling, renderCompare } from "./load/compare.ts";
 import { render, type Report } from "./load/report.ts";
 import { run } from "./load/run.ts";
 
@@ -128,6 +130,18 @@ export async function main(args: string[]): Promise<number> {
   if (options === "help") {
     print(USAGE);
     return 0;
+  }
+  if (options.compareCeiling) {
+    try {
+      const r = await compareCeiling(options, progress);
+      if (options.json) print(JSON.stringify(r, null, 2));
+      else for (const line of renderCompare(r)) print(line);
+      return 0;
+    } catch (e) {
+      if (!(e instanceof UsageError)) throw e;
+      progress(`load: ${e.message}`);
+      return 2;
+    }
   }
   let report: Report | undefined;
   try {

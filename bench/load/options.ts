@@ -89,6 +89,19 @@ Flood mode (garbage at a fixed rate, one legitimate walker alongside):
   --walker-rate N        walker requests per second, one outstanding (default 50)
   --walker-alg ALG       rs256 or es256 (default rs256)
 
+Ceiling comparison (issue 11):
+  --compare-ceiling [PATH]
+                         run the lean ceiling server (PATH, default
+                         ../shared/ceiling/lean_server.ts from the repository
+                         root) and main.ts in turn on one lab with the same
+                         pre-signed tokens, --pairs times per algorithm, and
+                         print process CPU per verified answer of each, their
+                         ratio, answers/s and the medians; main.ts runs with
+                         its defaults (fsync, logs) plus --replay-cache 100,
+                         as --cycle needs (default here: --window 32,
+                         --seconds 6, RS256 then ES256; --mode picks one)
+  --pairs N              lean/main pairs per algorithm (default 3)
+
 Output:
   --openssl              also run openssl speed (rsa2048, ecdsap256, one core)
                          and report responses/s / verify/s (rs256, es256 and
@@ -150,6 +163,22 @@ export interface Options {
   openssl: boolean;
   /** `--json`. */
   json: boolean;
+  /** `--compare-ceiling`; undefined without the flag. */
+  compareCeiling: CompareOptions | undefined;
+}
+
+/** What `--compare-ceiling` runs. */
+export interface CompareOptions {
+  /**
+   * The lean server's path as given (relative to the working directory),
+   * or undefined for `../shared/ceiling/lean_server.ts` beside the
+   * repository.
+   */
+  path: string | undefined;
+  /** `--pairs`: lean/main pairs per algorithm. */
+  pairs: number;
+  /** The algorithms, in order: both unless `--mode` names one. */
+  algs: Alg[];
 }
 
 /** A bad flag or value, or a lab that does not fit: the user's mistake. */
@@ -199,10 +228,24 @@ function oneOf<T extends string>(
  * @throws {UsageError} On an unknown flag or a bad value.
  */
 export function parseOptions(args: string[]): Options | "help" {
+  // `--compare-ceiling` takes an optional PATH, which parseArgs cannot
+  // express: a following word that is not a flag is its value.
+  let compareCeiling: string | undefined;
+  const rest: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === "--compare-ceiling") {
+      const next = args[i + 1];
+      compareCeiling = next !== undefined && !next.startsWith("-") ? next : "";
+      if (compareCeiling !== "") i++;
+    } else if (a.startsWith("--compare-ceiling=")) {
+      compareCeiling = a.slice("--compare-ceiling=".length);
+    } else rest.push(a);
+  }
   let parsed;
   try {
     parsed = parseArgs({
-      args,
+      args: rest,
       strict: true,
       allowPositionals: false,
       options: {
@@ -232,6 +275,7 @@ export function parseOptions(args: string[]): Options | "help" {
         "walker-alg": { type: "string" },
         "openssl": { type: "boolean" },
         "json": { type: "boolean" },
+        "pairs": { type: "string" },
         "help": { type: "boolean", short: "h" },
       },
     });
@@ -263,6 +307,28 @@ export function parseOptions(args: string[]): Options | "help" {
     );
   }
   const states = positiveInt("--states", v.states, 7, 2);
+  const compare = compareCeiling !== undefined;
+  if (compare) {
+    if (!spawn) {
+      throw new UsageError(
+        "--compare-ceiling starts both servers itself: drop --port",
+      );
+    }
+    if (
+      v.mode !== undefined && !["rs256", "es256"].includes(v.mode.toLowerCase())
+    ) {
+      throw new UsageError(
+        `--compare-ceiling runs rs256 or es256, not "${v.mode}"`,
+      );
+    }
+    if (v.prepare || v["no-fsync"] || v.openssl || v.tokens !== undefined) {
+      throw new UsageError(
+        "--compare-ceiling takes none of --prepare, --no-fsync, --openssl, --tokens: it compares against main.ts with its defaults on a cycled pool",
+      );
+    }
+  } else if (v.pairs !== undefined) {
+    throw new UsageError("--pairs goes with --compare-ceiling");
+  }
   return {
     hostname: (v.host ?? "127.0.0.1").replace(/^\[(.*)\]$/, "$1"),
     port,
@@ -273,14 +339,14 @@ export function parseOptions(args: string[]): Options | "help" {
     fsync: v["no-fsync"] !== true,
     serverArgs: v["server-arg"] ?? [],
     mode: oneOf("--mode", v.mode, MODES, "rs256"),
-    window: positiveInt("--window", v.window, 64),
-    seconds: positiveInt("--seconds", v.seconds, 10),
+    window: positiveInt("--window", v.window, compare ? 32 : 64),
+    seconds: positiveInt("--seconds", v.seconds, compare ? 6 : 10),
     groups: positiveInt("--groups", v.groups, 8),
     states,
     tokens: v.tokens === undefined
       ? undefined
       : positiveInt("--tokens", v.tokens, 1),
-    cycle: v.cycle === true,
+    cycle: v.cycle === true || compare,
     expSec: positiveInt("--exp", v.exp, 3600),
     timeoutMs: positiveInt("--timeout", v.timeout, 2000),
     retransmitMs: v.retransmit === undefined
@@ -300,6 +366,15 @@ export function parseOptions(args: string[]): Options | "help" {
       .toUpperCase() as Alg,
     openssl: v.openssl === true,
     json: v.json === true,
+    compareCeiling: compare
+      ? {
+        path: compareCeiling === "" ? undefined : compareCeiling,
+        pairs: positiveInt("--pairs", v.pairs, 3),
+        algs: v.mode === undefined
+          ? ["RS256", "ES256"]
+          : [v.mode.toUpperCase() as Alg],
+      }
+      : undefined,
   };
 }
 

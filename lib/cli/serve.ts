@@ -9,7 +9,7 @@
 import { getLogger } from "@logtape/logtape";
 import { type Config, isLoopback, parseConfig, USAGE } from "./config.ts";
 import { ConfigError, fileProblem, type Io } from "./errors.ts";
-import { closeLogging, DATAGRAM_CATEGORY, setupLogging } from "./log.ts";
+import { closeLogging, setupLogging } from "./log.ts";
 import { VERSION } from "./version.ts";
 import { type KeyRing, loadKeys } from "../keys/key_ring.ts";
 import { describeKey } from "../keys/public_key.ts";
@@ -237,7 +237,11 @@ async function serve(config: Config, io: Io): Promise<number> {
   }
   const logFile = `${config.logDir.replace(/[\\/]+$/, "")}/udpjwt.jsonl`;
   const colour = !Deno.noColor && Deno.stdout.isTerminal();
-  await setupLogging({ level: config.logLevel, file: logFile, colour });
+  const datagrams = await setupLogging({
+    level: config.logLevel,
+    file: logFile,
+    colour,
+  });
   const log = getLogger(["udpjwt"]);
   const roster = await loadRoster(config.roster);
   const replay = new ReplayCache({ maxEntries: config.replayCache });
@@ -279,7 +283,7 @@ async function serve(config: Config, io: Io): Promise<number> {
       lanes: new Map(),
       ...(config.algs ? { algs: new Set<string>(config.algs) } : {}),
     },
-    { events: log, datagrams: getLogger([...DATAGRAM_CATEGORY]) },
+    { events: log, datagrams },
     config,
   );
   let http: HttpSide | undefined;

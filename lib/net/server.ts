@@ -1,7 +1,8 @@
 /**
  * The UDP receive/send loop around {@linkcode handlePacket}: one reused
  * receive buffer, each datagram copied before it is handled, bounded work in
- * flight, per-source error budgets, and a log record per datagram. Nothing a
+ * flight, per-source error budgets, and a log record per datagram (written
+ * to a {@linkcode DatagramLog}, which must neither throw nor wait). Nothing a
  * datagram contains can stop the loop.
  *
  * @module
@@ -46,6 +47,40 @@ export interface ServerOptions {
   summaryMs?: number;
 }
 
+/** The fields of a per-datagram record, in the order the file shows them. */
+export interface DatagramRecord {
+  /** The source address. */
+  peer: string;
+  /** The source port; null in a summed rate-limit record. */
+  port: number | null;
+  /** The datagram's size (summed in a rate-limit record). */
+  bytes: number;
+  /** The upper-case group, or null. */
+  group: string | null;
+  /** The outcome. */
+  outcome: string;
+  /** The error code behind a `dropped:` outcome. */
+  error?: string | undefined;
+  /** The reason for an error or for no answer. */
+  detail?: string | undefined;
+  /** Datagrams summed into a rate-limit record. */
+  count?: number;
+  /** The event, or null. */
+  "seq_state_number": number | null;
+  /** The number answered, or null. */
+  "next_number": number | null;
+  /** The registration number, or null. */
+  registration: number | null;
+  /** Microseconds from receipt to the record, or null. */
+  us: number | null;
+}
+
+/** Where the server writes its per-datagram records. */
+export interface DatagramLog {
+  /** Records one datagram (or a sum of rate-limited ones). */
+  write(r: DatagramRecord): void;
+}
+
 /** The largest UDP payload; the receive buffer holds any datagram whole. */
 const RECEIVE_BUFFER = 65536;
 
@@ -54,11 +89,16 @@ export class UdpServer {
   #conn: Deno.DatagramConn;
   #ctx: HandlerContext;
   #log: Logger;
-  #datagramLog: Logger;
+  #datagramLog: DatagramLog;
   #maxDatagram: number;
   #maxInFlight: number;
   #budget: ErrorBudget;
-  #inFlight = new Set<Promise<void>>();
+  /** Datagrams handed to #serve and not yet answered or dropped. */
+  #inFlight = 0;
+  /** Resolved when #inFlight drops below the limit (the loop waits on it). */
+  #room: PromiseWithResolvers<void> | undefined;
+  /** Resolved when #inFlight reaches 0 (close waits on it). */
+  #drained: PromiseWithResolvers<void> | undefined;
   #closed = false;
   #loopEnded = false;
   #loop: Promise<void> | undefined;
@@ -78,13 +118,13 @@ export class UdpServer {
   /**
    * @param conn A bound datagram socket; the server owns it from now on.
    * @param ctx The handler context.
-   * @param loggers Event and per-datagram loggers.
+   * @param loggers The event logger and the per-datagram log.
    * @param options Limits.
    */
   constructor(
     conn: Deno.DatagramConn,
     ctx: HandlerContext,
-    loggers: { events: Logger; datagrams: Logger },
+    loggers: { events: Logger; datagrams: DatagramLog },
     options?: ServerOptions,
   ) {
     const {
@@ -111,7 +151,7 @@ export class UdpServer {
 
   /** Datagrams being handled now. */
   get inFlight(): number {
-    return this.#inFlight.size;
+    return this.#inFlight;
   }
 
   /** Whether the receive loop is running (started, not closed, not ended). */
@@ -226,7 +266,13 @@ export class UdpServer {
     this.#closed = true;
     clearInterval(this.#summaryTimer);
     clearInterval(this.#limitedTimer);
-    const drained = Promise.allSettled([...this.#inFlight]);
+    let drained = Promise.resolve();
+    if (this.#inFlight > 0) {
+      this.#drained = Promise.withResolvers();
+      drained = this.#drained.promise;
+    }
+    // The loop may be waiting for room: let it see #closed.
+    this.#room?.resolve();
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise((r) => timer = setTimeout(r, graceMs));
     await Promise.race([drained, timeout]);
@@ -243,7 +289,7 @@ export class UdpServer {
   /** One record per source for the rate-limited drops summed since the last. */
   #flushLimited(): void {
     for (const [peer, t] of this.#limited) {
-      this.#datagramLog.info("{outcome} x{count} from {peer}", {
+      this.#datagramLog.write({
         peer,
         port: null,
         bytes: t.bytes,
@@ -287,31 +333,24 @@ export class UdpServer {
         });
         continue;
       }
-      let work: Promise<void> | undefined;
       try {
-        work = this.#handle(data.slice(), peer, started);
+        this.#handle(data.slice(), peer, started);
       } catch (e) {
         this.#failed(e, peer); // logging itself failed: keep serving
       }
-      if (work) {
-        this.#inFlight.add(work);
-        work.finally(() => this.#inFlight.delete(work));
-        if (this.#inFlight.size >= this.#maxInFlight) {
-          await Promise.race(this.#inFlight);
-        }
+      if (this.#inFlight >= this.#maxInFlight) {
+        this.#room = Promise.withResolvers();
+        await this.#room.promise;
+        this.#room = undefined;
       }
     }
   }
 
   /**
-   * Handles one datagram. Junk refused by a cheap check is answered (or
-   * dropped) synchronously; otherwise the work in flight is returned.
+   * Handles one datagram. Junk refused by a cheap check and given no answer
+   * is recorded synchronously; the rest is finished by {@linkcode #serve}.
    */
-  #handle(
-    bytes: Uint8Array,
-    peer: Deno.NetAddr,
-    started: number,
-  ): Promise<void> | undefined {
+  #handle(bytes: Uint8Array, peer: Deno.NetAddr, started: number): void {
     let result: PacketResult | Promise<PacketResult>;
     try {
       const source = peer.hostname;
@@ -324,13 +363,55 @@ export class UdpServer {
     } catch (e) {
       result = this.#failed(e, peer);
     }
-    if (!(result instanceof Promise)) {
-      return this.#answer(peer, bytes.length, started, result);
+    if (!(result instanceof Promise) && !result.reply) {
+      this.#record(peer, bytes.length, started, result);
+      return;
     }
-    return result
-      .catch((e) => this.#failed(e, peer))
-      .then((r) => this.#answer(peer, bytes.length, started, r))
-      .catch((e) => void this.#failed(e, peer));
+    this.#inFlight++;
+    this.#serve(result, peer, bytes.length, started);
+  }
+
+  /**
+   * Waits for the decision (and its durability), sends the answer, if any,
+   * then logs the datagram. One async function per datagram instead of a
+   * chain of promises and closures; never rejects.
+   */
+  async #serve(
+    pending: PacketResult | Promise<PacketResult>,
+    peer: Deno.NetAddr,
+    size: number,
+    started: number,
+  ): Promise<void> {
+    try {
+      let result: PacketResult;
+      try {
+        result = await pending;
+      } catch (e) {
+        result = this.#failed(e, peer);
+      }
+      if (result.reply) {
+        try {
+          await this.#conn.send(result.reply, peer);
+        } catch (e) {
+          result = {
+            ...result,
+            outcome: "dropped:send_failed",
+            detail: String(e),
+          };
+        }
+      }
+      this.#record(peer, size, started, result);
+    } catch (e) {
+      try {
+        this.#failed(e, peer);
+      } catch {
+        // Logging itself failed: keep serving.
+      }
+    } finally {
+      const n = --this.#inFlight;
+      if (n < this.#maxInFlight) this.#room?.resolve();
+      if (n === 0) this.#drained?.resolve();
+    }
   }
 
   /** A bug, not the client's fault: count it, log it, keep serving. */
@@ -340,29 +421,6 @@ export class UdpServer {
       error: e instanceof Error ? e.stack ?? e.message : String(e),
     });
     return { reply: null, outcome: "dropped:internal_error" };
-  }
-
-  /** Sends the answer, if any, then logs the datagram. */
-  #answer(
-    peer: Deno.NetAddr,
-    size: number,
-    started: number,
-    result: PacketResult,
-  ): Promise<void> | undefined {
-    if (!result.reply) {
-      this.#record(peer, size, started, result);
-      return;
-    }
-    const sent = this.#conn.send(result.reply, peer).then(
-      () => this.#record(peer, size, started, result),
-      (e) =>
-        this.#record(peer, size, started, {
-          ...result,
-          outcome: "dropped:send_failed",
-          detail: String(e),
-        }),
-    );
-    return sent.catch((e) => void this.#failed(e, peer));
   }
 
   #record(
@@ -384,14 +442,14 @@ export class UdpServer {
       return;
     }
     const c = r.claims;
-    this.#datagramLog.info("{outcome} from {peer}:{port}", {
+    this.#datagramLog.write({
       peer: peer.hostname,
       port: peer.port,
       bytes: size,
       group: r.group ?? null,
       outcome: r.outcome,
-      ...(r.error && r.error !== r.outcome ? { error: r.error } : {}),
-      ...(r.detail ? { detail: r.detail } : {}),
+      error: r.error && r.error !== r.outcome ? r.error : undefined,
+      detail: r.detail ? r.detail : undefined,
       seq_state_number: c?.seqStateNumber ?? null,
       next_number: r.nextNumber ?? null,
       registration: c?.registration ?? null,
