@@ -116,11 +116,14 @@ export function liveView(
     answerCacheEntries: () => replay.size,
     records: () => store.records(),
     keys: () =>
-      [...server.context.keys.values()].map((k) => ({
-        group: k.group,
-        alg: k.info.alg,
-        fingerprint: k.fingerprint,
-      })),
+      [...server.context.keys.values()].flatMap((g) =>
+        g.keys.map((k) => ({
+          group: g.group,
+          alg: k.info.alg,
+          fingerprint: k.fingerprint,
+          kid: k.kid,
+        }))
+      ),
     health: () => {
       if (!server.receiving) {
         return { ok: false, reason: "the UDP loop is not receiving" };

@@ -235,6 +235,7 @@ function ensure(name) {
       name: name, key: null, state: null, colour: "", walks: 0,
       lastActivity: null, members: null, seen: new Set(), missing: new Set(),
       unlisted: new Set(), errors: {}, lastError: null, lastEvent: null,
+      seqMax: null,
     };
     g.view = makeRow(g);
     groups.set(name, g);
@@ -283,11 +284,16 @@ function render(g) {
     ? g.key.alg + " " + g.key.fingerprint.replace(/^SHA256:/, "").slice(0, 10) + "…"
     : "no key loaded";
   v.key.title = g.key ? g.key.fingerprint : "";
+  // Profile v1 groups walk 0..M, not the seven colours: the bar shows how far.
+  const v1 = g.seqMax !== null && g.state !== null;
+  const lit = v1 ? Math.round(g.state / Math.max(g.seqMax, 1) * 6) : g.state;
   v.segs.forEach(function (seg, i) {
-    seg.className = "seg" + (i === g.state ? " on" : g.state !== null && i < g.state ? " past" : "");
+    seg.className = "seg" + (i === lit ? " on" : lit !== null && i < lit ? " past" : "");
   });
-  v.colour.textContent = g.state === null ? "no request yet" : g.state + " " + g.colour;
-  v.colour.className = g.state === null ? "colour" : "colour s" + g.state;
+  v.colour.textContent = g.state === null
+    ? "no request yet"
+    : v1 ? "state " + g.state + " of " + g.seqMax : g.state + " " + g.colour;
+  v.colour.className = g.state === null || v1 ? "colour" : "colour s" + g.state;
   v.walks.textContent = String(g.walks);
   renderMembers(g);
   renderErrors(g);
@@ -362,7 +368,8 @@ function applyStatus(s) {
   groups.clear();
   list(s.keys).forEach(function (k) {
     const g = adopt(ensure(String(k.group)), before);
-    g.key = { alg: String(k.alg), fingerprint: String(k.fingerprint) };
+    // A JWK Set lists several keys for one group: the row shows the first.
+    if (!g.key) g.key = { alg: String(k.alg), fingerprint: String(k.fingerprint) };
   });
   list(s.groups).forEach(function (x) {
     const g = adopt(ensure(String(x.group)), before);
@@ -371,6 +378,7 @@ function applyStatus(s) {
     g.walks = num(x.walks, 0);
     g.lastActivity = time(x.lastActivity);
     g.members = num(x.members, null);
+    g.seqMax = num(x.seqMax, null);
     g.seen = new Set();
     g.unlisted = new Set();
     list(x.registrations).forEach(function (r) {
@@ -424,6 +432,7 @@ function applyGroup(d) {
   g.state = num(d.state, 0);
   g.colour = String(d.colour);
   g.walks = num(d.walks, g.walks);
+  g.seqMax = num(d.seqMax, g.seqMax);
   g.lastActivity = time(d.lastActivity) || now();
   const r = num(d.registration, null);
   if (r !== null && !g.seen.has(r)) {
@@ -431,9 +440,9 @@ function applyGroup(d) {
     if (g.members !== null && !g.missing.has(r)) g.unlisted.add(r);
     g.missing.delete(r);
   }
-  let text = "→ " + g.colour;
+  let text = g.seqMax !== null ? "→ state " + g.state : "→ " + g.colour;
   if (g.walks > walksBefore) text = "walk " + g.walks + " completed";
-  else if (g.state === 0) text = "started at RED";
+  else if (g.state === 0) text = g.seqMax !== null ? "back at 0" : "started at RED";
   g.lastEvent = { text: text, at: g.lastActivity };
   render(g);
   if (isNew) placeRows();

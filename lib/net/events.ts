@@ -2,7 +2,8 @@
  * `GET /events`: the Server-Sent Events stream the dashboard lives on.
  *
  * - `hello`, on each connection: the status object of `/api/status`.
- * - `group`: `{group, state, colour, walks, lastActivity, registration}`,
+ * - `group`: `{group, state, colour, walks, lastActivity, registration}`
+ *   (and `seqMax`, M, for a profile v1 group, whose colour is `-`),
  *   once per group that had a step accepted since the last flush.
  * - `summary`, each second: `{at, totals, perSecond, errors, health}`.
  *
@@ -152,7 +153,9 @@ export class EventHub {
       text += message("group", {
         group: change.group,
         state: change.state,
-        colour: colourOf(change.state),
+        // Profile v1 groups (with an M) have no rainbow colour.
+        colour: r?.seqMax === undefined ? colourOf(change.state) : "-",
+        ...(r?.seqMax === undefined ? {} : { seqMax: r.seqMax }),
         walks: r ? r.walkCount ?? r.walks.length : 0,
         lastActivity: r?.lastActivity ?? null,
         registration: change.registration,

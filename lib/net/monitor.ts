@@ -188,6 +188,8 @@ export interface KeySummary {
   alg: string;
   /** The key's SHA-256 fingerprint. */
   fingerprint: string;
+  /** The key id (`kid`, else the RFC 7638 thumbprint), when known. */
+  kid?: string;
 }
 
 /** The running server as the HTTP side reads it (read-only, cheap calls). */
@@ -200,7 +202,7 @@ export interface LiveView {
   answerCacheEntries(): number;
   /** Every group's durable record. */
   records(): ReadonlyMap<string, Readonly<GroupRecord>>;
-  /** The keys loaded now. */
+  /** The keys loaded now, every key of a JWK Set in file order. */
   keys(): KeySummary[];
   /** Whether the server can do its job. */
   health(): Health;

@@ -253,6 +253,19 @@ Deno.test({
         registration: null,
       });
       await waitRow(tab, "AARDVARK", (r) => r.lit === 0, "lit at RED");
+      // A profile v1 group walks 0..M: its bar shows how far, not a colour.
+      fake.push("group", {
+        group: "AARDVARK",
+        state: 3,
+        colour: "-",
+        seqMax: 6,
+        walks: 0,
+        lastActivity: new Date().toISOString(),
+        registration: 20230003,
+      });
+      const v1 = await waitRow(tab, "AARDVARK", (r) => r.lit === 3, "v1 half");
+      assert.equal(v1.colour, "state 3 of 6");
+      assert.equal(v1.what, "→ state 3");
       assert.equal(await tab.evaluate("window.kept"), "this page");
       assert.equal(tab.navigations, navigations);
     });

@@ -472,3 +472,30 @@ Deno.test("GET /jwks.json serves the answer key's JWK Set, without the token", a
     assert.equal((await get(`${origin}/api/status`)).status, 401);
   });
 });
+
+Deno.test("GET /events: a profile v1 group's event carries its M and no rainbow colour", async () => {
+  await withHttp({}, async (origin, view, monitor) => {
+    const r = await fetch(`${origin}/events`);
+    setTimeout(() => {
+      view.setGroup("V1GROUP", 3);
+      view.groupMap.get("V1GROUP")!.seqMax = 5;
+      monitor.datagram({
+        outcome: "ok",
+        group: "V1GROUP",
+        previousState: 2,
+        state: 3,
+      }, 0.001);
+    }, 50);
+    const events = await readEvents(
+      r.body!,
+      (es) => es.some((e) => e.event === "group"),
+    );
+    const group = events.find((e) => e.event === "group")!.data as Record<
+      string,
+      unknown
+    >;
+    assert.equal(group.colour, "-");
+    assert.equal(group.seqMax, 5);
+    assert.equal(group.state, 3);
+  });
+});
