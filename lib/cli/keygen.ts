@@ -25,13 +25,15 @@ import {
   jwkThumbprint,
   type PublicHalf,
   publicKeyOf,
-  RSA_ALGS,
-  SIGNING_ALGS,
-  type SigningAlg,
   sshFingerprint,
   toPem,
   webCryptoAlgorithm,
 } from "../keys/private_key.ts";
+import {
+  KEY_ALGORITHMS,
+  type KeyAlgorithm,
+  RSA_ALGORITHMS,
+} from "../keys/public_key.ts";
 import { GROUP_NAME } from "../keys/key_ring.ts";
 
 /** RSA sizes `keygen` makes. */
@@ -45,7 +47,7 @@ export interface KeygenOptions {
    * The algorithm: RS* and PS* make an RSA key, ES256/ES384/ES512 an EC key
    * on P-256/P-384/P-521, EdDSA an Ed25519 key.
    */
-  alg: SigningAlg;
+  alg: KeyAlgorithm;
   /**
    * The RSA modulus size (RSA algorithms only).
    * @default {2048}
@@ -65,7 +67,7 @@ export interface GeneratedKeys {
   /** The file stem: the group name in lower case. */
   stem: string;
   /** The algorithm. */
-  alg: SigningAlg;
+  alg: KeyAlgorithm;
   /** The private key, PKCS#8 PEM. */
   privatePem: string;
   /**
@@ -92,8 +94,8 @@ export interface GeneratedKeys {
  * @param alg The algorithm.
  * @returns False for RS384, RS512 and PS*, which need a JWK's `alg`.
  */
-export function bareKeyNames(alg: SigningAlg): boolean {
-  return alg === "RS256" || !RSA_ALGS.includes(alg);
+export function bareKeyNames(alg: KeyAlgorithm): boolean {
+  return alg === "RS256" || !RSA_ALGORITHMS.includes(alg);
 }
 
 /**
@@ -116,7 +118,7 @@ export async function generateGroupKeys(
       `group name "${group}" is not 1-64 characters of A-Z 0-9 _ -`,
     );
   }
-  const rsa = RSA_ALGS.includes(alg);
+  const rsa = RSA_ALGORITHMS.includes(alg);
   if (rsa && !(RSA_BITS as readonly number[]).includes(bits)) {
     throw new RangeError(
       `RSA size ${bits} is not one of ${RSA_BITS.join(", ")}`,
@@ -269,23 +271,23 @@ export async function runKeygen(args: string[], io: Io): Promise<number> {
   }
   if (v.alg === undefined) {
     throw usageError(
-      `Missing --alg: one of ${SIGNING_ALGS.join(", ")}`,
+      `Missing --alg: one of ${KEY_ALGORITHMS.join(", ")}`,
       u,
     );
   }
   const upper = v.alg.toUpperCase();
   const alg = upper === "ED25519" || upper === "EDDSA"
     ? "EdDSA"
-    : SIGNING_ALGS.find((name) => name === upper);
+    : KEY_ALGORITHMS.find((name) => name === upper);
   if (alg === undefined) {
     throw usageError(
       `Invalid value for --alg: "${v.alg}": expected one of ${
-        SIGNING_ALGS.join(", ")
+        KEY_ALGORITHMS.join(", ")
       }`,
       u,
     );
   }
-  if (v.bits !== undefined && !RSA_ALGS.includes(alg)) {
+  if (v.bits !== undefined && !RSA_ALGORITHMS.includes(alg)) {
     throw usageError("--bits applies to RSA keys (RS* and PS*) only", u);
   }
   const bits = wholeNumber("--bits", v.bits, 2048, {

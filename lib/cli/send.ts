@@ -25,9 +25,9 @@ import {
   loadPrivateKey,
   PassphraseError,
   type PassphraseSource,
-  SIGNING_ALGS,
   sshFingerprint,
 } from "../keys/private_key.ts";
+import { KEY_ALGORITHMS } from "../keys/public_key.ts";
 import { GROUP_NAME } from "../keys/key_ring.ts";
 import {
   type AnswerVerifier,
@@ -196,11 +196,11 @@ function parseSendArgs(args: readonly string[]): SendArgs | undefined {
     const upper = v.alg.toUpperCase();
     alg = upper === "ED25519" || upper === "EDDSA"
       ? "EdDSA"
-      : SIGNING_ALGS.find((name) => name === upper);
+      : KEY_ALGORITHMS.find((name) => name === upper);
     if (alg === undefined) {
       throw usageError(
         `Invalid value for --alg: "${v.alg}": expected one of ${
-          SIGNING_ALGS.join(", ")
+          KEY_ALGORITHMS.join(", ")
         }`,
         u,
       );

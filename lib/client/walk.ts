@@ -20,12 +20,12 @@ import { AUDIENCE, sha256Hex } from "../protocol/token.ts";
 import type { AnswerVerifier } from "./answer_jwks.ts";
 import { backoffDelay, type RetryOptions } from "./retry.ts";
 import type { ClientSocket } from "./socket.ts";
-import type { SigningAlg } from "../keys/private_key.ts";
+import type { KeyAlgorithm } from "../keys/public_key.ts";
 
 /** Signs request payloads with a group's private key. */
 export interface Signer {
   /** The algorithm, from the key type. */
-  alg: SigningAlg;
+  alg: KeyAlgorithm;
   /**
    * Signs the payload bytes exactly as given.
    * @param payload The JSON payload bytes.
@@ -45,7 +45,7 @@ export interface Signer {
  */
 export function keySigner(
   key: CryptoKey,
-  alg: SigningAlg,
+  alg: KeyAlgorithm,
   kid?: string,
 ): Signer {
   const header = kid === undefined

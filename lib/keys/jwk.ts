@@ -29,6 +29,7 @@ import {
   type KeyAlgorithm,
   type KeyFormat,
   type PublicKeyInfo,
+  RSA_ALGORITHMS,
   rsaKey,
 } from "./public_key.ts";
 
@@ -37,15 +38,6 @@ export const MAX_SET_KEYS = 8;
 
 /** Members that only private (or symmetric) keys have (RFC 7518 §6). */
 const PRIVATE_MEMBERS = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
-
-const RSA_ALGS: readonly KeyAlgorithm[] = [
-  "RS256",
-  "RS384",
-  "RS512",
-  "PS256",
-  "PS384",
-  "PS512",
-];
 
 function member(
   jwk: Record<string, unknown>,
@@ -102,7 +94,7 @@ function pickAlg(
   if (!Object.hasOwn(jwk, "alg")) return info.alg;
   const { alg } = jwk;
   const fits: readonly string[] = info.type === "RSA"
-    ? RSA_ALGS
+    ? RSA_ALGORITHMS
     : info.type === "OKP"
     ? ["EdDSA", "Ed25519"]
     : [info.alg];

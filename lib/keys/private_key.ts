@@ -25,6 +25,7 @@
  * @module
  */
 
+import { type KeyAlgorithm, RSA_ALGORITHMS } from "./public_key.ts";
 import { bitLength, cursor } from "./_bytes.ts";
 import {
   enter,
@@ -49,36 +50,6 @@ import {
 
 export { PassphraseError, type PassphraseSource };
 
-/** The JWS algorithms a client key can sign with. */
-export type SigningAlg =
-  | "RS256"
-  | "RS384"
-  | "RS512"
-  | "PS256"
-  | "PS384"
-  | "PS512"
-  | "ES256"
-  | "ES384"
-  | "ES512"
-  | "EdDSA";
-
-/** Every {@linkcode SigningAlg}, RSA's first. */
-export const SIGNING_ALGS: readonly SigningAlg[] = [
-  "RS256",
-  "RS384",
-  "RS512",
-  "PS256",
-  "PS384",
-  "PS512",
-  "ES256",
-  "ES384",
-  "ES512",
-  "EdDSA",
-];
-
-/** What an RSA key may sign with; RS256 is what the key alone means. */
-export const RSA_ALGS: readonly SigningAlg[] = SIGNING_ALGS.slice(0, 6);
-
 /** The file formats a private key can come in. */
 export type PrivateKeyFormat = "PKCS#8" | "PKCS#1" | "SEC1" | "JWK" | "OpenSSH";
 
@@ -96,9 +67,9 @@ export interface PrivateKeyInfo {
   /** The curve of an EC or Ed25519 key. */
   curve?: KeyCurve;
   /** The algorithm it signs with unless told otherwise. */
-  alg: SigningAlg;
+  alg: KeyAlgorithm;
   /** Every algorithm it may sign with. */
-  algs: readonly SigningAlg[];
+  algs: readonly KeyAlgorithm[];
   /** The key id a JWK carries. */
   kid?: string;
   /** The comment of an OpenSSH key. */
@@ -140,7 +111,7 @@ export interface LoadedPrivateKey {
   /** The parsed key. */
   info: PrivateKeyInfo;
   /** The algorithm it signs with. */
-  alg: SigningAlg;
+  alg: KeyAlgorithm;
   /** The key id for the token header, when there is one. */
   kid?: string;
   /** The WebCrypto signing key for `alg`. */
@@ -242,7 +213,7 @@ function unsupported(oid: string): SyntaxError {
 function rsaInfo(
   format: PrivateKeyFormat,
   material: PrivateKeyInfo["material"],
-  algs: readonly SigningAlg[] = RSA_ALGS,
+  algs: readonly KeyAlgorithm[] = RSA_ALGORITHMS,
 ): PrivateKeyInfo {
   return {
     format,
@@ -312,7 +283,7 @@ function parsePkcs8(der: Uint8Array<ArrayBuffer>): PrivateKeyInfo {
     return rsaInfo(
       "PKCS#8",
       { pkcs8: pkcs8Of(RSA_ALGORITHM, inner) },
-      RSA_ALGS.slice(3),
+      RSA_ALGORITHMS.slice(3),
     );
   }
   if (oid === OID_EC) {
@@ -437,15 +408,15 @@ function parseJwk(text: string): PrivateKeyInfo {
   if (jwk.alg !== undefined) {
     // RFC 9864's "Ed25519" names the same algorithm as "EdDSA".
     const alg = jwk.alg === "Ed25519" ? "EdDSA" : jwk.alg;
-    if (!info.algs.includes(alg as SigningAlg)) {
+    if (!info.algs.includes(alg as KeyAlgorithm)) {
       throw new SyntaxError(
         `the JWK's "alg" ${JSON.stringify(jwk.alg)} does not fit its ${
           keyName(info)
         } key`,
       );
     }
-    info.alg = alg as SigningAlg;
-    info.algs = [alg as SigningAlg];
+    info.alg = alg as KeyAlgorithm;
+    info.algs = [alg as KeyAlgorithm];
   }
   if (jwk.kid !== undefined) {
     if (typeof jwk.kid !== "string" || jwk.kid === "") {
@@ -584,7 +555,7 @@ export function toPem(label: string, der: Uint8Array): string {
  * @returns The import parameters.
  */
 export function webCryptoAlgorithm(
-  alg: SigningAlg,
+  alg: KeyAlgorithm,
   curve?: KeyCurve,
 ): RsaHashedImportParams | EcKeyImportParams | Algorithm {
   const hash = `SHA-${alg.slice(2)}`;
@@ -721,7 +692,7 @@ export async function loadPrivateKey(
   const info = await parsePrivateKey(text, options);
   const alg = (options?.alg === "Ed25519" ? "EdDSA" : options?.alg) ??
     info.alg;
-  if (!info.algs.includes(alg as SigningAlg)) {
+  if (!info.algs.includes(alg as KeyAlgorithm)) {
     throw new RangeError(
       `algorithm "${options?.alg}" does not fit this ${keyName(info)} key${
         info.format === "JWK" && info.algs.length === 1 && info.type === "RSA"
@@ -731,7 +702,7 @@ export async function loadPrivateKey(
     );
   }
   let key: CryptoKey;
-  const algorithm = webCryptoAlgorithm(alg as SigningAlg, info.curve);
+  const algorithm = webCryptoAlgorithm(alg as KeyAlgorithm, info.curve);
   try {
     key = "pkcs8" in info.material
       ? await crypto.subtle.importKey(
@@ -758,7 +729,7 @@ export async function loadPrivateKey(
   const kid = options?.kid ?? info.kid;
   return {
     info,
-    alg: alg as SigningAlg,
+    alg: alg as KeyAlgorithm,
     ...(kid === undefined ? {} : { kid }),
     key,
     publicKey: await publicKeyOf(key),

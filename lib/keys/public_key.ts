@@ -66,6 +66,12 @@ export const KEY_ALGORITHMS = [
 /** One of {@linkcode KEY_ALGORITHMS}. */
 export type KeyAlgorithm = typeof KEY_ALGORITHMS[number];
 
+/** What an RSA key may verify or sign with; RS256 is what the key alone means. */
+export const RSA_ALGORITHMS: readonly KeyAlgorithm[] = KEY_ALGORITHMS.slice(
+  0,
+  6,
+);
+
 /** EC curves by JWK name: SSH name, coordinate size, algorithm. */
 export const EC_CURVES = {
   "P-256": { ssh: "nistp256", size: 32, alg: "ES256" },

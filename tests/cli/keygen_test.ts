@@ -11,15 +11,15 @@ import { runSend } from "../../lib/cli/send.ts";
 import type { Io } from "../../lib/cli/errors.ts";
 import { generateGroupKeys, runKeygen } from "../../lib/cli/keygen.ts";
 import { loadKeys } from "../../lib/keys/key_ring.ts";
-import {
-  loadPrivateKey,
-  type SigningAlg,
-  sshFingerprint,
-} from "../../lib/keys/private_key.ts";
+import { loadPrivateKey, sshFingerprint } from "../../lib/keys/private_key.ts";
 import { keySigner } from "../../lib/client/walk.ts";
 import { createPublicKey } from "node:crypto";
 import { nodeVerifies, opensslVerifies } from "../keys/_signatures.ts";
-import { fingerprint, parsePublicKey } from "../../lib/keys/public_key.ts";
+import {
+  fingerprint,
+  type KeyAlgorithm,
+  parsePublicKey,
+} from "../../lib/keys/public_key.ts";
 import { VECTORS } from "../_helpers.ts";
 import { runMain, withServer } from "../_server.ts";
 
@@ -105,7 +105,7 @@ async function tool(
 }
 
 Deno.test("keygen --alg: every algorithm's files pass ssh-keygen and openssl, and send's signatures verify", async (t) => {
-  const cases: [SigningAlg, string, RegExp, RegExp | undefined][] = [
+  const cases: [KeyAlgorithm, string, RegExp, RegExp | undefined][] = [
     // alg, description, openssl -text, ssh-keygen -l
     [
       "RS256",

@@ -13,7 +13,7 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { runSend } from "../../lib/cli/send.ts";
-import type { SigningAlg } from "../../lib/keys/private_key.ts";
+import type { KeyAlgorithm } from "../../lib/keys/public_key.ts";
 import { capture, SECRET_FILE } from "../_helpers.ts";
 import {
   REPO_ROOT,
@@ -29,7 +29,7 @@ const DIR = fileURLToPath(
 );
 const EXPECTED: Record<
   string,
-  { alg: SigningAlg; encrypted: boolean; public: string; fingerprint: string }
+  { alg: KeyAlgorithm; encrypted: boolean; public: string; fingerprint: string }
 > = JSON.parse(await Deno.readTextFile(`${DIR}expected.json`));
 const PASSPHRASE_FILE = `${DIR}passphrase.txt`;
 

@@ -7,7 +7,7 @@
  */
 
 import { createPublicKey, verify as nodeVerify } from "node:crypto";
-import type { SigningAlg } from "../../lib/keys/private_key.ts";
+import type { KeyAlgorithm } from "../../lib/keys/public_key.ts";
 
 /** An ECDSA signature as JWS has it (r || s) in DER, for openssl. */
 function ecdsaDer(sig: Uint8Array): Uint8Array<ArrayBuffer> {
@@ -32,7 +32,7 @@ function ecdsaDer(sig: Uint8Array): Uint8Array<ArrayBuffer> {
  */
 export async function opensslVerifies(
   jws: string,
-  alg: SigningAlg,
+  alg: KeyAlgorithm,
   publicPem: string,
 ): Promise<boolean> {
   const [h, p, s] = jws.split(".");
@@ -91,7 +91,7 @@ export async function opensslVerifies(
  */
 export function nodeVerifies(
   jws: string,
-  alg: SigningAlg,
+  alg: KeyAlgorithm,
   publicPem: string,
 ): boolean {
   const [h, p, s] = jws.split(".");

@@ -20,10 +20,10 @@ import {
   loadPrivateKey,
   parsePrivateKey,
   PassphraseError,
-  type SigningAlg,
   sshFingerprint,
   toPem,
 } from "../../lib/keys/private_key.ts";
+import { type KeyAlgorithm } from "../../lib/keys/public_key.ts";
 
 const DIR = fileURLToPath(
   new URL("../testdata/private_keys/", import.meta.url),
@@ -31,7 +31,7 @@ const DIR = fileURLToPath(
 const EXPECTED: Record<
   string,
   {
-    alg: SigningAlg;
+    alg: KeyAlgorithm;
     format: string;
     encrypted: boolean;
     public: string;
