@@ -137,6 +137,10 @@ function readPrivateFields(c: Cursor, keyType: string): JsonWebKey {
     if (bitLength(n) < 512) {
       throw new SyntaxError("the RSA modulus is too short");
     }
+    // A prime of 0 or 1 would make the CRT exponents below divide by zero.
+    if (bitLength(p) < 2 || bitLength(q) < 2) {
+      throw new SyntaxError("the RSA primes are not primes");
+    }
     // OpenSSH keeps no CRT exponents; JWK (RFC 7518 §6.3.2) wants them.
     const dn = toBigInt(d);
     return {

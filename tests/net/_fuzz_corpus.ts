@@ -28,8 +28,78 @@ export const TARGETS: readonly {
   { group: "GUILHONGA", alg: "RS256", sigBytes: 256 },
   { group: "PKCS1GRP", alg: "RS256", sigBytes: 256 },
   { group: "WEAKRSA", alg: "RS256", sigBytes: 128 },
+  { group: "EDGROUP", alg: "EdDSA", sigBytes: 64 },
+  { group: "EDGROUP", alg: "Ed25519", sigBytes: 64 },
   { group: "EDGROUP", alg: "ES256", sigBytes: 64 },
+  { group: "CHEDIMON", alg: "ES384", sigBytes: 96 },
+  { group: "SEGSANH", alg: "ES512", sigBytes: 132 },
+  { group: "HEARTBEAT", alg: "PS256", sigBytes: 256 },
+  { group: "THEOTHERS", alg: "RS512", sigBytes: 384 },
   { group: "NOSUCHGROUP", alg: "RS256", sigBytes: 256 },
+  { group: "NOSUCHGROUP", alg: "EdDSA", sigBytes: 64 },
+];
+
+/**
+ * The protocol 2.1 algorithms and the size of their signatures (RSA: the
+ * vectors' 2048-bit keys), for headers the server should route to a key.
+ */
+export const ALGS_21: readonly { alg: string; sigBytes: number }[] = [
+  { alg: "EdDSA", sigBytes: 64 },
+  { alg: "Ed25519", sigBytes: 64 },
+  { alg: "ES256", sigBytes: 64 },
+  { alg: "ES384", sigBytes: 96 },
+  { alg: "ES512", sigBytes: 132 },
+  { alg: "RS256", sigBytes: 256 },
+  { alg: "RS384", sigBytes: 256 },
+  { alg: "RS512", sigBytes: 256 },
+  { alg: "PS256", sigBytes: 256 },
+  { alg: "PS384", sigBytes: 256 },
+  { alg: "PS512", sigBytes: 256 },
+];
+
+/** Header `kid` values, as JSON texts: plausible, odd, and hostile. */
+export const KIDS: readonly string[] = [
+  '"2026-new"',
+  '"2026-old"',
+  '""',
+  '" "',
+  `"${"A".repeat(43)}"`,
+  `"${"k".repeat(129)}"`,
+  `"${"x".repeat(4000)}"`,
+  '"kid:2026-new"',
+  '"alg:EdDSA"',
+  '"__proto__"',
+  '"constructor"',
+  '"toString"',
+  '"../../keys_pub/edgroup.ssh"',
+  '"\u0000"',
+  '"\ud800"',
+  '"\u00e9t\u00e9"',
+  "0",
+  "-1",
+  "1e400",
+  "null",
+  "true",
+  "[]",
+  '["2026-new"]',
+  '{"kid":"2026-new"}',
+];
+
+/** Header members by which a token tries to bring its own key, as JSON. */
+export const KEY_MEMBERS: readonly string[] = [
+  '"jwk":{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}',
+  '"jwk":{"kty":"oct","k":"c2VjcmV0"}',
+  '"jwk":{"kty":"RSA","n":"AQAB","e":"AQAB","d":"AQAB"}',
+  '"jwk":null',
+  '"jwk":"{}"',
+  '"jku":"http://127.0.0.1:1/jwks.json"',
+  '"jku":"file:///etc/passwd"',
+  '"x5u":"http://127.0.0.1:1/cert.pem"',
+  '"x5c":["AAAA"]',
+  '"x5c":"AAAA"',
+  `"x5c":[${Array(40).fill('"MIIB"').join(",")}]`,
+  '"x5t":"AAAA"',
+  '"x5t#S256":"AAAA"',
 ];
 
 /** Raw JSON number texts a parser may choke on. */
@@ -124,6 +194,17 @@ export const HEADERS: readonly string[] = [
   '{"alg":"PS256"}',
   '{"alg":"ES384"}',
   '{"alg":"EdDSA"}',
+  '{"alg":"Ed25519"}',
+  '{"alg":"ed25519"}',
+  '{"alg":"Ed448"}',
+  '{"alg":"EdDSA","crv":"Ed448"}',
+  '{"alg":"ES256K"}',
+  '{"alg":"ES512","kid":"2026-new"}',
+  '{"alg":"PS384","kid":null}',
+  '{"alg":"RS384","kid":7}',
+  '{"alg":"EdDSA","kid":"2026-new","kid":"2026-old"}',
+  '{"alg":"HS256","kid":"2026-new"}',
+  '{"alg":"none","kid":"2026-new"}',
   '{"alg":""}',
   '{"alg":null}',
   '{"alg":256}',

@@ -3,12 +3,14 @@
  * ({@linkcode signPools}) and weighted generators of random and mutated
  * datagrams (bit flips and truncations of valid tokens, empty and oversize
  * datagrams, non-UTF-8, deeply nested or huge JSON, giant numbers, odd
- * Unicode in `sub`, header `alg` variations), drawn by {@linkcode generate}.
+ * Unicode in `sub`, header `alg` variations, protocol 2.1 headers: the new
+ * algorithms, `kid`s, and `jwk`/`jku`/`x5u`/`x5c` members, some under real
+ * Ed25519 signatures by a key of no group), drawn by {@linkcode generate}.
  *
  * @module
  */
 
-import { CompactSign } from "jose";
+import { CompactSign, exportJWK, generateKeyPair } from "jose";
 import { COLOURS } from "../../lib/protocol/fsm.ts";
 import {
   AUDIENCE,
@@ -19,8 +21,11 @@ import {
   signRequest,
 } from "../_helpers.ts";
 import {
+  ALGS_21,
   GIANT_NUMBERS,
   HEADERS,
+  KEY_MEMBERS,
+  KIDS,
   ODD_PAYLOADS,
   ODD_SUBS,
   SIGNERS,
@@ -91,16 +96,22 @@ function flipBit(bytes: Uint8Array, bit: number): void {
   bytes[bit >>> 3] = bytes[bit >>> 3]! ^ (1 << (bit & 7));
 }
 
-/** Signed tokens the fuzzer mutates, and signed tokens with odd claims. */
+/**
+ * Signed tokens the fuzzer mutates, signed tokens with odd claims, and
+ * tokens signed with EdDSA by a key of no group (protocol 2.1 headers).
+ */
 export interface Pools {
   valid: string[];
   weird: string[];
+  strangers: string[];
 }
 
 /**
  * Signs the pools: 50 valid requests of the groups in {@linkcode SIGNERS}
- * (expiring in two hours, so they stay valid through a long run) and 60
- * requests with odd claims under real signatures.
+ * (expiring in two hours, so they stay valid through a long run), 60
+ * requests with odd claims under real signatures, and 30 requests for the
+ * Ed25519 group EDGROUP signed by a stranger's Ed25519 key, with a `kid`
+ * and the stranger's own key in the header now and then.
  *
  * @param rng The seeded generator.
  * @returns The pools.
@@ -176,7 +187,38 @@ export async function signPools(rng: Rng): Promise<Pools> {
       .setProtectedHeader({ alg, typ: "JWT" });
     weird.push(await sign.sign(keys.get(group)!));
   }
-  return { valid, weird };
+  // Real Ed25519 signatures that reach the server's EdDSA verification.
+  const stranger = await generateKeyPair("EdDSA", { extractable: true });
+  const strangerJwk = JSON.stringify(await exportJWK(stranger.publicKey));
+  const strangers: string[] = [];
+  for (let i = 0; i < 30; i++) {
+    const group = i % 3 === 2 ? "HEARTBEAT" : "EDGROUP";
+    const fields = baseFields(rng, JSON.stringify(group));
+    setField(fields, "exp", String(now + 7200));
+    const members = [`"alg":"${i % 4 === 1 ? "Ed25519" : "EdDSA"}"`];
+    if (i % 2 === 0) members.push(`"kid":${rng.pick(KIDS)}`);
+    if (i % 5 === 0) members.push(`"jwk":${strangerJwk}`);
+    if (i % 5 === 1) members.push(rng.pick(KEY_MEMBERS));
+    strangers.push(
+      await signRaw(`{${members.join(",")}}`, objectText(fields), stranger),
+    );
+  }
+  return { valid, weird, strangers };
+}
+
+/** A compact JWS of raw JSON texts, signed with an Ed25519 private key. */
+async function signRaw(
+  header: string,
+  payload: string,
+  pair: { privateKey: CryptoKey },
+): Promise<string> {
+  const input = `${b64url(header)}.${b64url(payload)}`;
+  const signature = await crypto.subtle.sign(
+    "Ed25519",
+    pair.privateKey,
+    encoder.encode(input),
+  );
+  return `${input}.${b64url(new Uint8Array(signature))}`;
 }
 
 // ---------------------------------------------------------------------------
@@ -465,6 +507,35 @@ const GENERATORS: readonly [name: string, weight: number, Generator][] = [
         : rng.pick(HEADERS);
       return encoder.encode(
         junkToken(rng, header, objectText(fields), t.sigBytes),
+      );
+    },
+  ],
+  [
+    "protocol 2.1 headers",
+    60,
+    (rng, pools) => {
+      if (rng.chance(0.4)) {
+        // A stranger's real Ed25519 signature, now and then with a bit flipped.
+        const t = encoder.encode(rng.pick(pools.strangers));
+        if (rng.chance(0.3)) flipBit(t, rng.int(t.length * 8));
+        return t;
+      }
+      const t = rng.pick(TARGETS);
+      const { alg, sigBytes } = rng.chance(0.5)
+        ? { alg: t.alg, sigBytes: t.sigBytes }
+        : rng.pick(ALGS_21);
+      const members = [`"alg":"${alg}"`];
+      if (rng.chance(0.6)) members.push(`"kid":${rng.pick(KIDS)}`);
+      if (rng.chance(0.4)) members.push(rng.pick(KEY_MEMBERS));
+      if (rng.chance(0.5)) members.push('"typ":"JWT"');
+      const fields = baseFields(rng, JSON.stringify(t.group));
+      return encoder.encode(
+        junkToken(
+          rng,
+          `{${(rng.chance(0.5) ? members : members.reverse()).join(",")}}`,
+          objectText(fields),
+          rng.chance(0.9) ? sigBytes : rng.pick([0, 63, 65, 95, 131, 133]),
+        ),
       );
     },
   ],
