@@ -13,6 +13,7 @@
 import { compactVerify } from "jose";
 import { backoffDelay, type RetryOptions } from "./retry.ts";
 import type { ClientSocket } from "./socket.ts";
+import { sha256Hex } from "../protocol/token.ts";
 
 /** What happened to one event of a walk, whatever the profile. */
 export interface StepReportBase {
@@ -83,10 +84,8 @@ export interface WalkOutcome<S extends StepReportBase> {
 }
 
 /** A request as sent: its bytes, the `id_request` its answer carries. */
-export interface SentRequest {
-  /** The datagram. */
+interface SentRequest {
   bytes: Uint8Array;
-  /** The hex SHA-256 of the payload. */
   idRequest: string;
   /** Its `exp` in seconds (`Infinity` without one). */
   exp: number;
@@ -100,8 +99,10 @@ export interface WalkProfile<S extends StepReportBase> {
   to: number;
   /** The report of event `sn` before it is sent: what is sent, expected. */
   begin(sn: number): Omit<S, Outcome>;
-  /** Signs a fresh request for the step's event. */
-  request(step: S): Promise<SentRequest>;
+  /** The claims of a fresh request for the step's event, in their order. */
+  claims(step: S): Record<string, unknown>;
+  /** Signs a payload's bytes exactly as given, giving a compact JWS. */
+  sign(payload: Uint8Array): Promise<string>;
   /**
    * Checks the signature and fixed claims of an answer to the step's
    * request.
@@ -138,7 +139,22 @@ export interface WalkLoopOptions<S extends StepReportBase> {
   onStep?: (step: S) => void;
 }
 
+const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/** Signs a fresh request for the step's event. */
+async function request<S extends StepReportBase>(
+  step: S,
+  profile: WalkProfile<S>,
+): Promise<SentRequest> {
+  const claims = profile.claims(step);
+  const payload = encoder.encode(JSON.stringify(claims));
+  return {
+    bytes: encoder.encode(await profile.sign(payload)),
+    idRequest: sha256Hex(payload),
+    exp: typeof claims.exp === "number" ? claims.exp : Infinity,
+  };
+}
 
 function decodeSegment(segment: string): Record<string, unknown> | undefined {
   try {
@@ -291,7 +307,7 @@ export async function walkEvents<S extends StepReportBase>(
       verified: false,
     } as S;
     const stepStart = now();
-    let sent = await profile.request(step);
+    let sent = await request(step, profile);
     const ids = new Set([sent.idRequest]);
     let sentAt = now();
     await socket.send(sent.bytes);
@@ -330,7 +346,7 @@ export async function walkEvents<S extends StepReportBase>(
       // fresh token for the same event is safe, because the state machine
       // answers a repeat as it did the first time.
       if (now() + 1000 >= sent.exp * 1000) {
-        sent = await profile.request(step);
+        sent = await request(step, profile);
         ids.add(sent.idRequest);
         step.resigned++;
       }

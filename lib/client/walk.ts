@@ -17,7 +17,7 @@
 import { CompactSign } from "jose";
 import { COLOURS, expected } from "../protocol/fsm.ts";
 import { randomHex32 } from "../protocol/handler.ts";
-import { AUDIENCE, sha256Hex } from "../protocol/token.ts";
+import { AUDIENCE } from "../protocol/token.ts";
 import type { AnswerVerifier } from "./answer_jwks.ts";
 import type { ClientSocket } from "./socket.ts";
 import {
@@ -127,8 +127,6 @@ export interface WalkOptions extends WalkLoopOptions<StepReport> {
   randomId?: () => string;
 }
 
-const encoder = new TextEncoder();
-
 /**
  * Walks a group through events `from` … `to`: for each, signs a request
  * (claims as docs/protocol.md, "The request"), sends it, and waits for the answer that carries
@@ -171,9 +169,9 @@ export async function walk(
       registration: registrations[(sn - from) % registrations.length] ?? 0,
       expected: expected(sn, { states }),
     }),
-    request: async ({ sn, registration }) => {
+    claims: ({ sn, registration }) => {
       const iat = Math.floor(now() / 1000);
-      const claims = {
+      return {
         sub: group,
         aud: AUDIENCE,
         iat,
@@ -185,13 +183,8 @@ export async function walk(
         "seq_max": seqMax,
         registration,
       };
-      const payload = encoder.encode(JSON.stringify(claims));
-      return {
-        bytes: encoder.encode(await signer.sign(payload)),
-        idRequest: sha256Hex(payload),
-        exp: claims.exp,
-      };
     },
+    sign: (payload) => signer.sign(payload),
     check: async (text, header, payload) => {
       if (verifyAnswer) {
         const reason = await verifyAnswer(text);

@@ -30,7 +30,7 @@ import {
 } from "./_walk_loop.ts";
 import { randomHex32 } from "../protocol/handler.ts";
 import { expectedV1 } from "../protocol/profile_v1.ts";
-import { AUDIENCE, sha256Hex } from "../protocol/token.ts";
+import { AUDIENCE } from "../protocol/token.ts";
 
 /** What happened to one event of a v1 walk. */
 export interface StepReportV1 extends StepReportBase {
@@ -185,25 +185,20 @@ export async function walkV1(
       matricula: matriculaFor(matriculas, sn),
       expected: expectedV1(sn, { max: seqMax }),
     }),
-    request: async ({ sn, matricula }) => {
+    claims: ({ sn, matricula }) => {
       const iat = Math.floor(now() / 1000);
       const times = bare
         ? {}
         : { aud: AUDIENCE, iat, exp: iat + lifetimeSec, jti: randomId() };
-      const claims = {
+      return {
         group,
         "seq_number": sn,
         "seq_max": seqMax,
         matricula,
         ...times,
       };
-      const payload = encoder.encode(JSON.stringify(claims));
-      return {
-        bytes: encoder.encode(await signer.sign(payload)),
-        idRequest: sha256Hex(payload),
-        exp: bare ? Infinity : iat + lifetimeSec,
-      };
     },
+    sign: (payload) => signer.sign(payload),
     check: async (text, header) => {
       if (header.alg !== "HS256") {
         return `the answer is signed with ${
