@@ -23,9 +23,9 @@ import {
 import { GROUP_NAME } from "../keys/key_ring.ts";
 import { type RetryOptions, seededRandom } from "../client/retry.ts";
 import { LossySocket, UdpClientSocket } from "../client/socket.ts";
+import { keySigner } from "../client/walk.ts";
 import {
   type StepReportV1,
-  v1Signer,
   walkV1,
   type WalkV1Result,
 } from "../client/walk_v1.ts";
@@ -416,7 +416,7 @@ export async function runSendV1(args: string[], io: Io): Promise<number> {
   try {
     result = await walkV1(
       lossy ?? socket,
-      v1Signer(loaded.key, loaded.info.alg),
+      keySigner(loaded.key, loaded.info.alg),
       {
         group: a.group,
         seqMax: a.seqMax,

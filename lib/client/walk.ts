@@ -44,7 +44,10 @@ export interface Signer {
 
 /**
  * A signer over a WebCrypto private key, header `{"alg":…,"typ":"JWT"}`,
- * with the key's `kid` when it has one.
+ * with the key's `kid` when it has one. RS256 and ES256 are signed by
+ * WebCrypto itself, so that RSA keys under 2048 bits work (the June 2023
+ * groups' RSA-1024 keys; jose refuses them); the other algorithms go
+ * through jose.
  *
  * @param key The private key, imported for `alg`.
  * @param alg Its algorithm.
@@ -59,12 +62,35 @@ export function keySigner(
   const header = kid === undefined
     ? { alg, typ: "JWT" }
     : { alg, typ: "JWT", kid };
+  const params = alg === "RS256"
+    ? { name: "RSASSA-PKCS1-v1_5" }
+    : alg === "ES256"
+    ? { name: "ECDSA", hash: "SHA-256" }
+    : undefined;
+  const encoded = base64url(encoder.encode(JSON.stringify(header)));
   return {
     alg,
-    sign: (payload) =>
-      new CompactSign(payload).setProtectedHeader(header).sign(key),
+    sign: async (payload) => {
+      if (!params) {
+        return await new CompactSign(payload).setProtectedHeader(header)
+          .sign(key);
+      }
+      const input = `${encoded}.${base64url(payload)}`;
+      const signature = await crypto.subtle.sign(
+        params,
+        key,
+        encoder.encode(input),
+      );
+      return `${input}.${base64url(new Uint8Array(signature))}`;
+    },
   };
 }
+
+function base64url(bytes: Uint8Array): string {
+  return bytes.toBase64({ alphabet: "base64url", omitPadding: true });
+}
+
+const encoder = new TextEncoder();
 
 /** What happened to one event of the walk. */
 export interface StepReport extends StepReportBase {

@@ -17,7 +17,6 @@
  * @module
  */
 
-import { CompactSign } from "jose";
 import type { Signer } from "./walk.ts";
 import type { ClientSocket } from "./socket.ts";
 import {
@@ -103,47 +102,6 @@ export function matriculaFor(
   return matriculas[Math.max(sn, 1) - 1] ?? matriculas[0]!;
 }
 
-/**
- * A signer over a WebCrypto private key that signs RS256 and ES256 with
- * WebCrypto itself, so that the 2023 groups' RSA-1024 keys work (jose
- * refuses RSA keys under 2048 bits); other algorithms go through jose.
- *
- * @param key The private key.
- * @param alg Its algorithm.
- * @returns The signer.
- */
-export function v1Signer(key: CryptoKey, alg: Signer["alg"]): Signer {
-  const header = base64url(
-    encoder.encode(JSON.stringify({ alg, typ: "JWT" })),
-  );
-  const params = alg === "RS256"
-    ? { name: "RSASSA-PKCS1-v1_5" }
-    : alg === "ES256"
-    ? { name: "ECDSA", hash: "SHA-256" }
-    : undefined;
-  return {
-    alg,
-    sign: async (payload) => {
-      if (!params) {
-        return await new CompactSign(payload)
-          .setProtectedHeader({ alg, typ: "JWT" }).sign(key);
-      }
-      const input = `${header}.${base64url(payload)}`;
-      const signature = await crypto.subtle.sign(
-        params,
-        key,
-        encoder.encode(input),
-      );
-      return `${input}.${base64url(new Uint8Array(signature))}`;
-    },
-  };
-}
-
-function base64url(bytes: Uint8Array): string {
-  return bytes.toBase64({ alphabet: "base64url", omitPadding: true });
-}
-
-const encoder = new TextEncoder();
 /**
  * Walks a v1 group through events `from` … `to`: for each, signs a request,
  * sends it, and waits for the answer carrying its `id_request`, resending the
