@@ -179,11 +179,8 @@ export async function walk(
     lifetimeSec = 60,
     secret,
     verifyAnswer,
-    retry = {},
     now = Date.now,
-    random = Math.random,
     randomId = randomHex32,
-    onStep,
   } = options;
   const seqMax = options.seqMax ?? Math.max(1, new Set(registrations).size);
   return await walkEvents(socket, {
@@ -237,5 +234,5 @@ export async function walk(
       ),
     noAnswer:
       `is the server running at that address and port, and does it have --states ${states} or more?`,
-  }, { retry, now, random, ...(onStep ? { onStep } : {}) });
+  }, options);
 }

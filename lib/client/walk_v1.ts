@@ -129,11 +129,8 @@ export async function walkV1(
     bare = false,
     lifetimeSec = 60,
     secret,
-    retry = {},
     now = Date.now,
-    random = Math.random,
     randomId = randomHex32,
-    onStep,
   } = options;
   return await walkEvents(socket, {
     from,
@@ -177,5 +174,5 @@ export async function walkV1(
     },
     noAnswer:
       "is a --profile v1 server running at that address and port? It sends nothing for an event out of order (rerun from event 0) or past seq_max",
-  }, { retry, now, random, ...(onStep ? { onStep } : {}) });
+  }, options);
 }
