@@ -51,19 +51,8 @@ export interface StepReportBase {
   verified: boolean;
 }
 
-/** The fields of a step report that the loop fills in. */
-type Outcome =
-  | "ok"
-  | "error"
-  | "reason"
-  | "fromServer"
-  | "nextNumber"
-  | "rttMs"
-  | "elapsedMs"
-  | "retries"
-  | "resigned"
-  | "stale"
-  | "verified";
+/** The fields of a step report that the loop fills in: all but two. */
+type Outcome = Exclude<keyof StepReportBase, "sn" | "expected">;
 
 /** The verdict on an answer's payload. */
 export type Judgement = Pick<
