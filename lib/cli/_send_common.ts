@@ -8,7 +8,7 @@
  * @module
  */
 
-import { usageError, wholeNumber } from "./_flags.ts";
+import { algorithmFlag, usageError, wholeNumber } from "./_flags.ts";
 import { ConfigError, fileProblem, type Io } from "./errors.ts";
 import {
   describePublicKey,
@@ -18,7 +18,6 @@ import {
   type PassphraseSource,
   sshFingerprint,
 } from "../keys/private_key.ts";
-import { KEY_ALGORITHMS } from "../keys/public_key.ts";
 import { GROUP_NAME } from "../keys/key_ring.ts";
 import { type RetryOptions, seededRandom } from "../client/retry.ts";
 import {
@@ -169,21 +168,7 @@ export function parseWalkArgs(
       u,
     );
   }
-  let alg: string | undefined;
-  if (v.alg !== undefined) {
-    const upper = v.alg.toUpperCase();
-    alg = upper === "ED25519" || upper === "EDDSA"
-      ? "EdDSA"
-      : KEY_ALGORITHMS.find((name) => name === upper);
-    if (alg === undefined) {
-      throw usageError(
-        `Invalid value for --alg: "${v.alg}": expected one of ${
-          KEY_ALGORITHMS.join(", ")
-        }`,
-        u,
-      );
-    }
-  }
+  const alg = v.alg === undefined ? undefined : algorithmFlag(v.alg, u);
   if (v.kid !== undefined && !/^[\x20-\x7e]{1,256}$/.test(v.kid)) {
     throw usageError(
       `Invalid value for --kid: "${v.kid}": expected 1-256 printable ASCII characters`,
