@@ -8,6 +8,7 @@
 
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import { ConfigError } from "./errors.ts";
+import { KEY_ALGORITHMS, type KeyAlgorithm } from "../keys/public_key.ts";
 
 /**
  * A usage error (exit code 2) followed by a subcommand's usage text.
@@ -78,6 +79,30 @@ export function wholeNumber(
     );
   }
   return n;
+}
+
+/**
+ * Reads an --alg value in any case; `Ed25519` names EdDSA.
+ *
+ * @param value The text given.
+ * @param usage The subcommand's usage text, for the error.
+ * @returns The algorithm.
+ * @throws {ConfigError} With exit code 2 when it is none of KEY_ALGORITHMS.
+ */
+export function algorithmFlag(value: string, usage: string): KeyAlgorithm {
+  const upper = value.toUpperCase();
+  const alg = upper === "ED25519" || upper === "EDDSA"
+    ? "EdDSA"
+    : KEY_ALGORITHMS.find((name) => name === upper);
+  if (alg === undefined) {
+    throw usageError(
+      `Invalid value for --alg: "${value}": expected one of ${
+        KEY_ALGORITHMS.join(", ")
+      }`,
+      usage,
+    );
+  }
+  return alg;
 }
 
 /**

@@ -18,7 +18,13 @@
  * @module
  */
 
-import { joinPath, parseFlags, usageError, wholeNumber } from "./_flags.ts";
+import {
+  algorithmFlag,
+  joinPath,
+  parseFlags,
+  usageError,
+  wholeNumber,
+} from "./_flags.ts";
 import { ConfigError, type Io } from "./errors.ts";
 import {
   describePublicKey,
@@ -275,18 +281,7 @@ export async function runKeygen(args: string[], io: Io): Promise<number> {
       u,
     );
   }
-  const upper = v.alg.toUpperCase();
-  const alg = upper === "ED25519" || upper === "EDDSA"
-    ? "EdDSA"
-    : KEY_ALGORITHMS.find((name) => name === upper);
-  if (alg === undefined) {
-    throw usageError(
-      `Invalid value for --alg: "${v.alg}": expected one of ${
-        KEY_ALGORITHMS.join(", ")
-      }`,
-      u,
-    );
-  }
+  const alg = algorithmFlag(v.alg, u);
   if (v.bits !== undefined && !RSA_ALGORITHMS.includes(alg)) {
     throw usageError("--bits applies to RSA keys (RS* and PS*) only", u);
   }

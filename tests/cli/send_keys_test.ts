@@ -5,7 +5,8 @@
  * tools wrote; OpenSSH and encrypted RS256/ES256 keys walk against a real
  * server; the passphrase comes from --passphrase-file, UDPJWT_PASSPHRASE or
  * a terminal prompt; a missing or wrong passphrase, a corrupt file or an
- * --alg that does not fit is one line on stderr and exit 1 (2 for --alg).
+ * --alg that does not fit is one line on stderr and exit 1 (2 for --alg); an
+ * RSA-1024 key walks a server that allows it.
  *
  * @module
  */
@@ -23,6 +24,7 @@ import {
   withTimeout,
 } from "../_server.ts";
 import { opensslVerifies } from "../keys/_signatures.ts";
+import { makeV1Lab, OPENSSL } from "../_v1_lab.ts";
 
 const DIR = fileURLToPath(
   new URL("../testdata/private_keys/", import.meta.url),
@@ -443,6 +445,38 @@ Deno.test("send: passphrase sources and key problems end as one line", async (t)
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
+});
+
+Deno.test({
+  name:
+    "send signs with an RSA-1024 key (jose refuses it) and walks a --min-rsa-bits 1024 server",
+  ignore: !OPENSSL,
+  fn: async () => {
+    const lab = await makeV1Lab();
+    try {
+      await withServer(
+        { dir: lab.dir, args: ["--min-rsa-bits", "1024"] },
+        async (server) => {
+          const io = capture();
+          const code = await runSend([
+            "127.0.0.1",
+            String(server.port),
+            "--group",
+            "old2023",
+            "--key",
+            lab.keyFile,
+            "--secret",
+            lab.secretFile,
+          ], io);
+          assert.equal(code, 0, io.lines.join("\n"));
+          assert.match(io.lines[0]!, /\(RS256, RSA 1024, /);
+          assert.match(io.lines.at(-1)!, /^walk complete: events 0-6/);
+        },
+      );
+    } finally {
+      await Deno.remove(lab.dir, { recursive: true });
+    }
+  },
 });
 
 /** Whether util-linux `script` can give a child a terminal here. */

@@ -8,13 +8,14 @@
  */
 
 import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
 import { runSend } from "../../lib/cli/send.ts";
 import { splitProfile } from "../../lib/cli/send_v1.ts";
 import { ConfigError } from "../../lib/cli/errors.ts";
 import { matriculaFor } from "../../lib/client/walk_v1.ts";
 import { capture } from "../_helpers.ts";
 import { withServer } from "../_server.ts";
-import { makeV1Lab, OPENSSL, type V1Lab } from "../_v1_lab.ts";
+import { makeV1Lab, OPENSSL, SECRET, type V1Lab } from "../_v1_lab.ts";
 
 const V1_ARGS = ["--profile", "v1", "--min-rsa-bits", "1024"];
 
@@ -173,6 +174,67 @@ Deno.test({
   },
 });
 
+Deno.test("send --profile v1 loads keys as send does: OpenSSH and passphrase-protected keys walk, --kid goes into the header", async () => {
+  const keys = fileURLToPath(
+    new URL("../testdata/private_keys/", import.meta.url),
+  );
+  const lab = await Deno.makeTempDir({ prefix: "udpjwt_v1_keys_" });
+  // group, private key, its public key as the lab has it
+  const groups = [
+    ["sshrsapass", "id_rsa_pass", "id_rsa_pass.pub", "ssh"],
+    ["sshed25519pass", "id_ed25519_pass", "id_ed25519_pass.pub", "ssh"],
+    ["rsap8enc", "rsa.pkcs8.encrypted.pem", "public/rsa.spki.pem", "pem"],
+  ] as const;
+  try {
+    await Deno.mkdir(`${lab}/keys_pub`);
+    await Deno.mkdir(`${lab}/keys_priv`);
+    await Deno.writeFile(`${lab}/keys_priv/key_secret_for_hmac.txt`, SECRET);
+    for (const [group, , pub, ext] of groups) {
+      await Deno.copyFile(`${keys}${pub}`, `${lab}/keys_pub/${group}.${ext}`);
+    }
+    await withServer(
+      { dir: lab, args: ["--profile", "v1"] },
+      async (server) => {
+        const send = async (group: string, file: string, extra: string[]) => {
+          const io = capture();
+          const code = await runSend([
+            "127.0.0.1",
+            String(server.port),
+            "--profile",
+            "v1",
+            "--group",
+            group,
+            "--key",
+            `${keys}${file}`,
+            "--passphrase-file",
+            `${keys}passphrase.txt`,
+            "--secret",
+            `${lab}/keys_priv/key_secret_for_hmac.txt`,
+            "--seq-max",
+            "2",
+            ...extra,
+          ], io);
+          return { code, lines: io.lines };
+        };
+        for (const [group, file] of groups) {
+          const { code, lines } = await send(group, file, []);
+          assert.equal(code, 0, `${file}: ${lines.join("\n")}`);
+          assert.match(lines.at(-1)!, /^walk complete: events 0-2/);
+        }
+        const { code, lines } = await send("sshrsapass", "id_rsa_pass", [
+          "--kid",
+          "nope",
+        ]);
+        assert.equal(code, 1);
+        assert.match(lines[0]!, /, kid "nope"\)$/);
+        assert.match(lines.at(-1)!, /^walk FAILED at event 0: UNKNOWN_KEY/);
+      },
+    );
+  } finally {
+    await Deno.remove(lab, { recursive: true });
+  }
+});
+
 Deno.test("send --profile v1 refuses bad flags with exit code 2", async (t) => {
   const base = ["127.0.0.1", "44555", "--group", "g", "--key", "k.pem"];
   const cases: [string[], RegExp][] = [
@@ -204,6 +266,7 @@ Deno.test("send --profile v1 refuses bad flags with exit code 2", async (t) => {
     const io = capture();
     assert.equal(await runSend(["--profile", "v1", "--help"], io), 0);
     assert.match(io.lines[0]!, /^Usage: udpjwt send HOST PORT --profile v1/);
+    assert.match(io.lines[0]!, /--passphrase-file F/);
   });
 });
 

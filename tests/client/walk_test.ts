@@ -7,6 +7,7 @@
  */
 
 import assert from "node:assert/strict";
+import { CompactSign, decodeProtectedHeader } from "jose";
 import { keySigner, walk, type WalkOptions } from "../../lib/client/walk.ts";
 import { MemoryStore } from "../../lib/state/store.ts";
 import { AUDIENCE, payloadBytes, privateKey, SECRET } from "../_helpers.ts";
@@ -235,4 +236,53 @@ Deno.test("walk() signs a fresh token when a retry would outlive the old one", a
   assert.deepEqual(net.sent[1], net.sent[0]);
   assert.notDeepEqual(net.sent[2], net.sent[0]);
   assert.equal(payloadOf(net.sent[2]!).seq_state_number, 0);
+});
+
+Deno.test("keySigner() signs RS256 and ES256 as jose does, RSA-1024 keys and kid included", async (t) => {
+  const payload = new TextEncoder().encode('{"sub":"heartbeat"}');
+  await t.step("RS256 with a 2048-bit key: the bytes of jose", async () => {
+    const key = await privateKey("heartbeat");
+    for (const kid of [undefined, "k1"]) {
+      const header = kid === undefined
+        ? { alg: "RS256", typ: "JWT" }
+        : { alg: "RS256", typ: "JWT", kid };
+      assert.equal(
+        await keySigner(key, "RS256", kid).sign(payload),
+        await new CompactSign(payload).setProtectedHeader(header).sign(key),
+      );
+    }
+  });
+  for (const alg of ["RS256", "ES256"] as const) {
+    await t.step(`${alg} verifies with the public key`, async () => {
+      const { privateKey: key, publicKey } = await crypto.subtle.generateKey(
+        alg === "RS256"
+          ? {
+            name: "RSASSA-PKCS1-v1_5",
+            modulusLength: 1024, // jose refuses it; the 2023 keys are this size
+            publicExponent: new Uint8Array([1, 0, 1]),
+            hash: "SHA-256",
+          }
+          : { name: "ECDSA", namedCurve: "P-256" },
+        false,
+        ["sign", "verify"],
+      );
+      const token = await keySigner(key, alg, "k2").sign(payload);
+      // WebCrypto checks it: jose's compactVerify refuses RSA-1024 too.
+      const [h = "", p = "", s = ""] = token.split(".");
+      const verified = await crypto.subtle.verify(
+        alg === "RS256"
+          ? "RSASSA-PKCS1-v1_5"
+          : { name: "ECDSA", hash: "SHA-256" },
+        publicKey,
+        Uint8Array.fromBase64(s, { alphabet: "base64url" }),
+        new TextEncoder().encode(`${h}.${p}`),
+      );
+      assert.ok(verified);
+      assert.deepEqual(decodeProtectedHeader(token), {
+        alg,
+        typ: "JWT",
+        kid: "k2",
+      });
+    });
+  }
 });
