@@ -35,6 +35,31 @@ export type Verifier = (
   signature: Uint8Array,
 ) => Promise<boolean>;
 
+/**
+ * A verifier's check decided on the calling thread: true or false, or
+ * undefined when only the asynchronous verifier can tell (an FFI failure, a
+ * signature OpenSSL calls malformed: WebCrypto then decides).
+ */
+export type SyncVerifier = (
+  signingInput: Uint8Array,
+  signature: Uint8Array,
+) => boolean | undefined;
+
+/** The synchronous form of the verifiers that have one. */
+const syncForms = new WeakMap<Verifier, SyncVerifier>();
+
+/**
+ * The synchronous form of a verifier, when it has one (OpenSSL inline: RSA,
+ * and ECDSA when not offloaded), so a request can be decided without a
+ * promise.
+ *
+ * @param verify A verifier made by a backend.
+ * @returns Its synchronous form, or undefined.
+ */
+export function syncVerifier(verify: Verifier): SyncVerifier | undefined {
+  return syncForms.get(verify);
+}
+
 /** A way to verify signatures. */
 export interface VerifyBackend {
   /** `openssl` or `webcrypto`. */
@@ -226,6 +251,49 @@ function openSslBackend(
       const ecSize = info.type === "EC"
         ? EC_CURVES[info.curve as EcCurve].size
         : 0;
+      const md = new Uint8Array(digest.size);
+      if (!offloaded) {
+        // Inline: one synchronous FFI call, so the handler can decide the
+        // request without a promise; one digest buffer serves every call.
+        const sync: SyncVerifier = (input, signature) => {
+          const sig = ecSize ? rawEcdsaToDer(signature, ecSize) : signature;
+          if (sig === null) return false;
+          let r = -1;
+          try {
+            digest.hash(
+              input as Uint8Array<ArrayBuffer>,
+              BigInt(input.length),
+              md,
+            );
+            const ctx = take();
+            try {
+              r = lib.EVP_PKEY_verify(
+                ctx,
+                sig as Uint8Array<ArrayBuffer>,
+                BigInt(sig.length),
+                md,
+                BigInt(digest.size),
+              );
+            } finally {
+              pool.push(ctx);
+            }
+          } catch {
+            // An FFI failure never fails the request: WebCrypto decides.
+            return undefined;
+          }
+          if (r === 1) return true;
+          lib.ERR_clear_error();
+          return r === 0 ? false : undefined;
+        };
+        const verifier: Verifier = (input, signature) => {
+          const r = sync(input, signature);
+          return r === undefined
+            ? fallback(input, signature)
+            : Promise.resolve(r);
+        };
+        syncForms.set(verifier, sync);
+        return verifier;
+      }
       return async (input, signature) => {
         const sig = ecSize ? rawEcdsaToDer(signature, ecSize) : signature;
         if (sig === null) return false;
