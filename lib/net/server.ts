@@ -81,6 +81,14 @@ export interface DatagramLog {
   write(r: DatagramRecord): void;
 }
 
+/**
+ * Datagrams in flight from which the server counts as busy: ECDSA
+ * verifications then go to Deno's thread pool (a second core) instead of
+ * running at once on the main thread. At W=1 none are in flight; under load
+ * tens are (most waiting for the journal's fdatasync).
+ */
+const BUSY = 4;
+
 /** The largest UDP payload; the receive buffer holds any datagram whole. */
 const RECEIVE_BUFFER = 65536;
 
@@ -359,6 +367,7 @@ export class UdpServer {
         // freezes the budgets.
         answerErrors: this.#budget.available(source, started),
         takeErrorToken: () => this.#budget.take(source, performance.now()),
+        busy: this.#inFlight >= BUSY,
       });
     } catch (e) {
       result = this.#failed(e, peer);

@@ -19,7 +19,7 @@ import { type ErrorCode, protocolError } from "./errors.ts";
 import { COLOURS } from "./fsm.ts";
 import type { GroupKey, VerifyKey } from "../keys/key_ring.ts";
 import { KEY_ALGORITHMS } from "../keys/public_key.ts";
-import { syncVerifier } from "../keys/verify.ts";
+import { syncVerifier, type SyncVerifierOptions } from "../keys/verify.ts";
 
 /** The audience every request names and the issuer of every answer. */
 export const AUDIENCE = "udp.socket.server.for.jwt";
@@ -397,6 +397,8 @@ export async function verifySignature(
  *
  * @param parsed The parsed token.
  * @param key The group's key.
+ * @param options Whether the main thread is busy (then a key verified on
+ * another thread is left to {@linkcode verifySignature}).
  * @returns True when verified; undefined when only the asynchronous
  * {@linkcode verifySignature} can decide.
  * @throws {ProtocolError} `BAD_SIGNATURE`.
@@ -404,8 +406,9 @@ export async function verifySignature(
 export function verifySignatureNow(
   parsed: ParsedToken,
   key: GroupKey,
+  options?: SyncVerifierOptions,
 ): true | undefined {
-  const sync = syncVerifier(key.verify);
+  const sync = syncVerifier(key.verify, options);
   if (sync === undefined) return undefined;
   const ok = sync(parsed.signingInput, parsed.signature);
   if (ok === false) {
