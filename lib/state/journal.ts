@@ -58,7 +58,7 @@ const SNAPSHOT_REPLAY = 4096;
 /** The file operations the store uses; `Deno.FsFile` has them. */
 export type JournalFile = Pick<
   Deno.FsFile,
-  "write" | "truncate" | "syncData" | "close"
+  "writeSync" | "truncate" | "syncData" | "close"
 >;
 
 /** Where the store reports a disk that cannot be written (a LogTape logger). */
@@ -130,7 +130,7 @@ function stamp(): string {
   return new Date().toISOString().replace(/[:.]/g, "-");
 }
 
-async function writeAll(file: JournalFile, bytes: Uint8Array): Promise<void> {
+async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
   let off = 0;
   while (off < bytes.length) off += await file.write(bytes.subarray(off));
 }
@@ -407,7 +407,14 @@ export class JournalStore implements StateStore {
       if (this.#dirty) await this.#cutBack();
       this.#dirty = true;
       const started = performance.now();
-      await writeAll(this.#file, bytes);
+      // A batch is a few KiB appended to the page cache: written on this
+      // thread, it saves a thread-pool round trip per batch (measured at W=1
+      // --no-fsync: p50 0.22-0.26 ms against 0.28-0.29 ms, and 20-45 µs of
+      // CPU per answer); the fdatasync below stays off the main thread.
+      let off = 0;
+      while (off < bytes.length) {
+        off += this.#file.writeSync(bytes.subarray(off));
+      }
       if (this.#fsync) await this.#file.syncData();
       this.#dirty = false;
       this.#onCommit?.((performance.now() - started) / 1000);
