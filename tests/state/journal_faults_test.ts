@@ -67,6 +67,10 @@ class FullDisk implements JournalFile {
     return this.#file.syncData();
   }
 
+  syncDataSync(): void {
+    this.#file.syncDataSync();
+  }
+
   close(): void {
     this.#file.close();
   }
