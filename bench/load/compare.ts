@@ -16,6 +16,7 @@
 
 import { fileURLToPath } from "node:url";
 import type { Alg } from "../_keys.ts";
+import { type FsyncFigures, measureFdatasync } from "./fsync.ts";
 import { prepareLab } from "./lab.ts";
 import { type Options, UsageError } from "./options.ts";
 import {
@@ -106,6 +107,11 @@ export interface CompareReport {
   algs: CompareAlg[];
   /** The machine, read before the first run. */
   machine: Machine;
+  /**
+   * fdatasync of small appends where `main.ts` keeps its state, measured
+   * before the first run: with fsync on, an answer waits at least this.
+   */
+  fdatasync?: FsyncFigures;
 }
 
 /**
@@ -299,6 +305,7 @@ export async function compareCeiling(
   const runDir = await Deno.makeTempDir({ prefix: "udpjwt_compare_" });
   try {
     const m = await machine();
+    const fdatasync = await measureFdatasync(runDir);
     const report: CompareReport = {
       ceiling: path,
       window: options.window,
@@ -308,6 +315,7 @@ export async function compareCeiling(
       mainArgs: [],
       algs: [],
       machine: m,
+      fdatasync,
     };
     for (const alg of c.algs) {
       const order = groupOrder(
@@ -409,6 +417,11 @@ export function renderCompare(r: CompareReport): string[] {
   const lines = [
     `udpjwt load --compare-ceiling: window ${r.window}, ${r.seconds} s, ${r.groups} groups, ${r.pairs} pairs per algorithm`,
     `machine       ${r.machine.nproc} x ${r.machine.cpu}, load ${r.machine.loadAvg}, deno ${r.machine.deno}`,
+    ...(r.fdatasync
+      ? [
+        `fdatasync     p50 ${r.fdatasync.p50Ms} ms  p99 ${r.fdatasync.p99Ms} ms (${r.fdatasync.samples} appends where main.ts keeps its state)`,
+      ]
+      : []),
     `lean          ${r.ceiling}`,
     `main          main.ts ${r.mainArgs.slice(3).join(" ")}`,
   ];

@@ -6,6 +6,7 @@
  */
 
 import type { AnyAlg as Alg } from "../_keys.ts";
+import type { FsyncFigures } from "./fsync.ts";
 import type { SpeedFigures } from "./openssl.ts";
 import type { FloodKind, Mode } from "./options.ts";
 import type { Machine } from "./proc.ts";
@@ -69,6 +70,8 @@ export interface Report {
   };
   /** The machine. */
   machine: Machine;
+  /** fdatasync of small appends where the spawned server's state is. */
+  fdatasync?: FsyncFigures;
 }
 
 function mb(bytes: number | undefined): string {
@@ -123,6 +126,11 @@ export function render(r: Report): string[] {
       r.target.spawned ? ` (spawned: ${r.serverArgs?.slice(3).join(" ")})` : ""
     }`,
     ...(r.target.verify ? [`verify        ${r.target.verify}`] : []),
+    ...(r.fdatasync
+      ? [
+        `fdatasync     p50 ${r.fdatasync.p50Ms} ms  p99 ${r.fdatasync.p99Ms} ms (${r.fdatasync.samples} appends where the server's state is; with fsync, an answer waits at least this)`,
+      ]
+      : []),
     `tokens        ${r.tokens.distinct} distinct${
       r.tokens.cycle ? ", cycled" : ""
     }, signed in ${r.tokens.signSec} s (${r.tokens.signedPerSec}/s), exp +${r.tokens.expSec} s`,

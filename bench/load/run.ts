@@ -6,6 +6,7 @@
  * @module
  */
 
+import { measureFdatasync } from "./fsync.ts";
 import { floodPayloads, floodSource, runFlood } from "./flood.ts";
 import { prepareLab } from "./lab.ts";
 import { opensslSpeed } from "./openssl.ts";
@@ -50,6 +51,11 @@ export async function run(
   let server: SpawnedServer | undefined;
   try {
     const m = await machine();
+    // Where the spawned server's journal goes: its fsync floor, measured
+    // before the server starts.
+    const fdatasync = options.spawn
+      ? await measureFdatasync(runDir)
+      : undefined;
     let speeds: Report["openssl"];
     if (options.openssl) {
       progress("openssl speed -seconds 3 rsa2048 / ecdsap256 …");
@@ -101,6 +107,7 @@ export async function run(
       },
       ...(server ? { serverArgs: server.args } : {}),
       machine: m,
+      ...(fdatasync ? { fdatasync } : {}),
     };
     progress(`running ${options.mode} for ${options.seconds} s …`);
     if (options.mode === "flood") {

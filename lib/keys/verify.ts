@@ -35,6 +35,55 @@ export type Verifier = (
   signature: Uint8Array,
 ) => Promise<boolean>;
 
+/**
+ * A verifier's check decided on the calling thread: true or false, or
+ * undefined when only the asynchronous verifier can tell (an FFI failure, a
+ * signature OpenSSL calls malformed: WebCrypto then decides).
+ */
+export type SyncVerifier = (
+  signingInput: Uint8Array,
+  signature: Uint8Array,
+) => boolean | undefined;
+
+/**
+ * The synchronous form of the verifiers that have one, and whether the
+ * verifier itself runs on another thread.
+ */
+const syncForms = new WeakMap<
+  Verifier,
+  { sync: SyncVerifier; offloaded: boolean }
+>();
+
+/** Options of {@linkcode syncVerifier}. */
+export interface SyncVerifierOptions {
+  /**
+   * Whether the main thread is busy: then a verifier that can run on
+   * another thread is left to it (no synchronous form), for throughput.
+   * @default {false}
+   */
+  busy?: boolean;
+}
+
+/**
+ * The synchronous form of a verifier, when it has one (OpenSSL's RSA and
+ * ECDSA), so a request can be decided without a promise. ECDSA verifiers
+ * that run on Deno's thread pool have one too, used while the server is not
+ * busy: the thread hand-off costs latency and CPU, and pays only in
+ * throughput once the main thread is saturated.
+ *
+ * @param verify A verifier made by a backend.
+ * @param options Whether the main thread is busy.
+ * @returns Its synchronous form, or undefined.
+ */
+export function syncVerifier(
+  verify: Verifier,
+  options?: SyncVerifierOptions,
+): SyncVerifier | undefined {
+  const form = syncForms.get(verify);
+  if (form === undefined || (form.offloaded && options?.busy)) return;
+  return form.sync;
+}
+
 /** A way to verify signatures. */
 export interface VerifyBackend {
   /** `openssl` or `webcrypto`. */
@@ -180,7 +229,7 @@ function openSslBackend(
   return {
     name: "openssl",
     description: `${version} via FFI (${path}${
-      offload ? ", ECDSA on a worker thread" : ""
+      offload ? ", ECDSA P-384/P-521 on a worker thread when busy" : ""
     }${ed25519 === "webcrypto" ? ", Ed25519 by WebCrypto" : ""})`,
     async prepare(info: PublicKeyInfo, key: CryptoKey): Promise<Verifier> {
       if (info.type === "OKP" && ed25519 === "webcrypto") {
@@ -195,10 +244,15 @@ function openSslBackend(
       if (pkey === null) throw new Error("OpenSSL cannot read the key");
       const fallback = await webCryptoBackend.prepare(info, key);
       const hash = hashOf(info.alg);
-      // Measured: offloading pays for ECDSA (about 95 µs a verification at
-      // P-256, more on the larger curves) and Ed25519, not for RSA (about
-      // 30 µs, less than the thread hand-off costs).
-      const offloaded = offload && info.type !== "RSA";
+      // Measured (docs/performance.md, issue 11): with the request decided
+      // synchronously, P-256 verified on the main thread costs 147-151 µs
+      // of process CPU per answer under load against 178-189 µs on the
+      // thread pool, for as many answers a second; RSA (about 30 µs) never
+      // paid for the hand-off. Only the slow curves (P-384, P-521: about
+      // 600 µs) and OpenSSL's Ed25519 may go to a second core, and only
+      // while the server is busy (see syncVerifier).
+      const offloaded = offload && info.type !== "RSA" &&
+        !(info.type === "EC" && info.curve === "P-256");
       if (hash === null) return ed25519Verifier(lib, pkey, offloaded, fallback);
       const digest = digests[hash];
       const pss = info.alg.startsWith("PS");
@@ -226,7 +280,51 @@ function openSslBackend(
       const ecSize = info.type === "EC"
         ? EC_CURVES[info.curve as EcCurve].size
         : 0;
-      return async (input, signature) => {
+      const md = new Uint8Array(digest.size);
+      // On the calling thread: one synchronous FFI call, so the handler can
+      // decide the request without a promise; one digest buffer serves
+      // every call.
+      const sync: SyncVerifier = (input, signature) => {
+        const sig = ecSize ? rawEcdsaToDer(signature, ecSize) : signature;
+        if (sig === null) return false;
+        let r = -1;
+        try {
+          digest.hash(
+            input as Uint8Array<ArrayBuffer>,
+            BigInt(input.length),
+            md,
+          );
+          const ctx = take();
+          try {
+            r = lib.EVP_PKEY_verify(
+              ctx,
+              sig as Uint8Array<ArrayBuffer>,
+              BigInt(sig.length),
+              md,
+              BigInt(digest.size),
+            );
+          } finally {
+            pool.push(ctx);
+          }
+        } catch {
+          // An FFI failure never fails the request: WebCrypto decides.
+          return undefined;
+        }
+        if (r === 1) return true;
+        lib.ERR_clear_error();
+        return r === 0 ? false : undefined;
+      };
+      if (!offloaded) {
+        const verifier: Verifier = (input, signature) => {
+          const r = sync(input, signature);
+          return r === undefined
+            ? fallback(input, signature)
+            : Promise.resolve(r);
+        };
+        syncForms.set(verifier, { sync, offloaded });
+        return verifier;
+      }
+      const verifier: Verifier = async (input, signature) => {
         const sig = ecSize ? rawEcdsaToDer(signature, ecSize) : signature;
         if (sig === null) return false;
         // One FFI call: about a third of node:crypto's createHash here.
@@ -262,6 +360,8 @@ function openSslBackend(
         // Malformed signatures give -1 as well; let WebCrypto decide.
         return await fallback(input, signature);
       };
+      syncForms.set(verifier, { sync, offloaded });
+      return verifier;
     },
   };
 }
@@ -318,8 +418,9 @@ export interface SelectOptions {
    */
   prefer?: "auto" | "openssl" | "webcrypto";
   /**
-   * Run OpenSSL verifications on a worker thread, so the receive loop keeps
-   * a core of its own.
+   * Let the slow OpenSSL verifications (ECDSA P-384 and P-521, Ed25519)
+   * run on Deno's thread pool while the server is busy, so the receive loop
+   * keeps a core of its own; RSA and P-256 always run on the main thread.
    * @default {navigator.hardwareConcurrency > 1}
    */
   offload?: boolean;

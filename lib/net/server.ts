@@ -81,6 +81,14 @@ export interface DatagramLog {
   write(r: DatagramRecord): void;
 }
 
+/**
+ * Datagrams in flight from which the server counts as busy: ECDSA
+ * verifications then go to Deno's thread pool (a second core) instead of
+ * running at once on the main thread. At W=1 none are in flight; under load
+ * tens are (most waiting for the journal's fdatasync).
+ */
+const BUSY = 4;
+
 /** The largest UDP payload; the receive buffer holds any datagram whole. */
 const RECEIVE_BUFFER = 65536;
 
@@ -357,8 +365,9 @@ export class UdpServer {
       result = handlePacket(bytes, this.#ctx, {
         // A monotonic clock: a step of the wall clock neither refills nor
         // freezes the budgets.
-        answerErrors: this.#budget.available(source, performance.now()),
+        answerErrors: this.#budget.available(source, started),
         takeErrorToken: () => this.#budget.take(source, performance.now()),
+        busy: this.#inFlight >= BUSY,
       });
     } catch (e) {
       result = this.#failed(e, peer);
@@ -385,7 +394,7 @@ export class UdpServer {
     try {
       let result: PacketResult;
       try {
-        result = await pending;
+        result = pending instanceof Promise ? await pending : pending;
       } catch (e) {
         result = this.#failed(e, peer);
       }
@@ -460,7 +469,6 @@ export class UdpServer {
 
   #logEvent(peer: Deno.NetAddr, r: PacketResult): void {
     const c = r.claims;
-    const from = `${peer.hostname}:${peer.port}`;
     if (r.outcome === "ok" && c) {
       if (c.colourMismatch) {
         this.#log.warn(
@@ -474,10 +482,11 @@ export class UdpServer {
         );
       }
       // Debug: at thousands of requests a second a console line each would
-      // cost more than the request; the periodic summary covers them.
+      // cost more than the request; the periodic summary covers them. The
+      // properties are built only when debug records are kept.
       this.#log.debug(
         "{group} event {sn} {colour}: state {from_state} -> {to_state}, next_number {next}, registration {registration} from {peer}",
-        {
+        () => ({
           group: r.group,
           sn: c.seqStateNumber,
           colour: c.seqState,
@@ -485,8 +494,8 @@ export class UdpServer {
           to_state: r.state,
           next: r.nextNumber,
           registration: c.registration,
-          peer: from,
-        },
+          peer: `${peer.hostname}:${peer.port}`,
+        }),
       );
       if (r.unlisted) {
         this.#log.warn(
@@ -501,7 +510,7 @@ export class UdpServer {
       this.#log.warn("{group}: {detail}; no answer (NO ACTION) to {peer}", {
         group: r.group,
         detail: r.detail,
-        peer: from,
+        peer: `${peer.hostname}:${peer.port}`,
       });
     } else if (r.claims === undefined && r.group !== undefined) {
       // An error after the signature verified: a real client's mistake.
@@ -509,7 +518,7 @@ export class UdpServer {
         group: r.group,
         error: r.error ?? r.outcome,
         detail: r.detail,
-        peer: from,
+        peer: `${peer.hostname}:${peer.port}`,
       });
     }
   }

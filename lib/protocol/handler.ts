@@ -2,9 +2,12 @@
  * One datagram in, zero or one answer out: the protocol without sockets.
  *
  * The cheap checks (shape, header, group, algorithm fit) run synchronously in
- * arrival order; the signature is verified concurrently; the state machine
- * then runs for each group in arrival order, so a client sending events back
- * to back is answered in order. A retransmitted token gets the cached answer
+ * arrival order. A signature the group's key checks on the calling thread
+ * (OpenSSL's inline RSA) is verified at once and the request decided in the
+ * same call, as long as no earlier request of the group is still waiting for
+ * its signature; otherwise it joins the group's lane, a queue decided in
+ * arrival order as the signatures settle, so a client sending events back to
+ * back is answered in order. A retransmitted token gets the cached answer
  * byte for byte, and an answer that acknowledges a transition is released
  * only once the store says the transition is durable.
  *
@@ -33,6 +36,7 @@ import {
   sha256Hex,
   trimToken,
   verifySignature,
+  verifySignatureNow,
 } from "./token.ts";
 
 /** What the handler needs from the server around it. */
@@ -57,8 +61,11 @@ export interface HandlerContext {
   states: number;
   /** Members by group, when a roster is configured. */
   roster?: Roster;
-  /** Per-group ordering of FSM steps; one map per server. */
-  lanes: Map<string, Promise<unknown>>;
+  /**
+   * Per-group queues of requests waiting for their signature, decided in
+   * arrival order; one map per server (start with an empty map).
+   */
+  lanes: Map<string, Lane>;
   /**
    * The protocol served: 2, or profile v1 (the June 2023 lab's claims,
    * machine and answers; lib/protocol/handler_v1.ts).
@@ -111,12 +118,35 @@ export interface HandleOptions {
    * @default {() => true}
    */
   takeErrorToken?: () => boolean;
+  /**
+   * Whether the server is busy (many datagrams in flight): a signature
+   * that can be checked on another thread then is, for throughput; when
+   * not busy it is checked at once, which costs less CPU and latency.
+   * @default {false}
+   */
+  busy?: boolean;
 }
 
-/** Makes a random 32-hex-digit identifier. */
+/** Random hex digits drawn 256 identifiers at a time. */
+let randomPool = "";
+let randomAt = 0;
+
+/**
+ * Makes a random 32-hex-digit identifier. The bytes come from
+ * `crypto.getRandomValues`, fetched 4 KiB at a time: one call and one hex
+ * conversion serve 256 identifiers.
+ */
 export function randomHex32(): string {
-  return crypto.getRandomValues(new Uint8Array(16)).toHex();
+  if (randomAt === randomPool.length) {
+    randomPool = crypto.getRandomValues(new Uint8Array(4096)).toHex();
+    randomAt = 0;
+  }
+  return randomPool.slice(randomAt, randomAt += 32);
 }
+
+/** The `YYYY-MM-DDTHH:MM:SS.` of the last second formatted, and its second. */
+let isoSecond = NaN;
+let isoPrefix = "";
 
 /**
  * The ISO 8601 time with a numeric UTC offset, as `otp_timestamp` wants it.
@@ -125,11 +155,28 @@ export function randomHex32(): string {
  * @returns e.g. `2026-11-23T13:38:21.123+00:00`.
  */
 export function otpTimestamp(now: Date): string {
-  return now.toISOString().replace(/Z$/, "+00:00");
+  const ms = now.getTime();
+  const second = Math.floor(ms / 1000);
+  if (second !== isoSecond) {
+    // Formatted once a second; the milliseconds are appended below.
+    const iso = now.toISOString();
+    if (!iso.endsWith("Z") || iso.length !== 24) {
+      return `${iso.slice(0, -1)}+00:00`; // a year beyond 0000-9999
+    }
+    isoSecond = second;
+    isoPrefix = iso.slice(0, 20);
+  }
+  const milli = ms - second * 1000;
+  return `${isoPrefix}${
+    milli < 10 ? "00" : milli < 100 ? "0" : ""
+  }${milli}+00:00`;
 }
 
-function baseClaims(ctx: HandlerContext, sub: string): Record<string, unknown> {
-  const now = ctx.now();
+function baseClaims(
+  ctx: HandlerContext,
+  sub: string,
+  now: Date,
+): Record<string, unknown> {
   const iat = Math.floor(now.getTime() / 1000);
   return {
     iss: AUDIENCE,
@@ -141,13 +188,13 @@ function baseClaims(ctx: HandlerContext, sub: string): Record<string, unknown> {
   };
 }
 
-/** Printable ASCII plus the whitespace that may surround a token. */
-function isAsciiText(bytes: Uint8Array): boolean {
-  for (const b of bytes) {
-    if (b > 0x7e || (b < 0x20 && (b < 0x09 || b > 0x0d))) return false;
-  }
-  return true;
-}
+/**
+ * Printable ASCII plus the whitespace that may surround a token: one regular
+ * expression over the decoded text (a byte outside ASCII decodes to a
+ * character outside these ranges, U+FFFD when it is not UTF-8).
+ */
+const ASCII_TEXT = /^[\t-\r\x20-\x7e]*$/;
+const decoder = new TextDecoder();
 
 /** The payload bytes of a token that failed early, if they are a JSON object. */
 function payloadIfObject(text: string): Uint8Array | undefined {
@@ -166,20 +213,61 @@ function payloadIfObject(text: string): Uint8Array | undefined {
   }
 }
 
-/** Runs `step` after every earlier step of the same group. */
-function inLane<T>(
+/** A request of a group's lane, waiting for its signature. */
+interface Waiting {
+  parsed: ParsedToken;
+  key: GroupKey;
+  request: Request;
+  options: HandleOptions;
+  /** How the signature settled; undefined until it has. */
+  verdict: "ok" | ProtocolError | { bug: unknown } | undefined;
+  /** Settles the promise {@linkcode handlePacket} returned. */
+  settle: (r: PacketResult | Promise<PacketResult>) => void;
+}
+
+/** A group's requests waiting for their signature, in arrival order. */
+export type Lane = Waiting[];
+
+/**
+ * Queues a request whose signature settles later behind its group's earlier
+ * ones; each is decided once it and every request before it have settled.
+ */
+function enqueue(
   ctx: HandlerContext,
-  group: string,
-  step: () => Promise<T>,
-): Promise<T> {
-  const previous = ctx.lanes.get(group) ?? Promise.resolve();
-  const run = previous.then(step, step);
-  const tail = run.catch(() => {});
-  ctx.lanes.set(group, tail);
-  tail.then(() => {
-    if (ctx.lanes.get(group) === tail) ctx.lanes.delete(group);
-  });
-  return run;
+  waiting: Omit<Waiting, "verdict" | "settle">,
+): Promise<PacketResult> {
+  const { promise, resolve } = Promise.withResolvers<PacketResult>();
+  const w: Waiting = { ...waiting, verdict: undefined, settle: resolve };
+  const group = w.key.group;
+  const lane = ctx.lanes.get(group);
+  if (lane) lane.push(w);
+  else ctx.lanes.set(group, [w]);
+  verifySignature(w.parsed, w.key).then(
+    () => w.verdict = "ok",
+    // Anything but a ProtocolError is a bug: rethrown where it settles.
+    (e) => w.verdict = e instanceof ProtocolError ? e : { bug: e },
+  ).then(() => drain(ctx, group));
+  return promise;
+}
+
+/** Decides the settled requests at the head of a group's lane, in order. */
+function drain(ctx: HandlerContext, group: string): void {
+  const lane = ctx.lanes.get(group);
+  if (!lane) return;
+  while (lane.length > 0 && lane[0]!.verdict !== undefined) {
+    const w = lane.shift()!;
+    try {
+      const v = w.verdict!;
+      if (v !== "ok" && !(v instanceof ProtocolError)) throw v.bug;
+      const outcome = v === "ok"
+        ? decide(ctx, w.parsed, w.key, ctx.now())
+        : { error: v };
+      w.settle(finish(outcome, ctx, w.request, w.options));
+    } catch (e) {
+      w.settle(Promise.reject(e));
+    }
+  }
+  if (lane.length === 0) ctx.lanes.delete(group);
 }
 
 /**
@@ -220,7 +308,11 @@ function errorResult(
     return { ...base, reply: null, outcome: "dropped:amplification" } as const;
   };
   if (!verified && 3 * request.size < MIN_ERROR_ANSWER) return amplification();
-  const claims = baseClaims(ctx, verified?.sub.slice(0, 64) ?? "NO_SUB_CLAIM");
+  const claims = baseClaims(
+    ctx,
+    verified?.sub.slice(0, 64) ?? "NO_SUB_CLAIM",
+    ctx.now(),
+  );
   const payload = request.payload ?? payloadIfObject(request.text);
   if (payload) claims.id_request = sha256Hex(payload);
   claims.response = `ERROR: ${err.message.slice(0, 300)}`;
@@ -252,22 +344,15 @@ function replayed(entry: ReplayEntry): LaneOutcome {
 }
 
 /**
- * Checks the verified request's claims and runs the state machine. After the
- * signature it is synchronous, so no other event of the group interleaves.
+ * Checks a verified request's claims and runs the state machine,
+ * synchronously, so no other event of the group interleaves.
  */
-async function step(
+function decide(
   ctx: HandlerContext,
   parsed: ParsedToken,
   key: GroupKey,
-  signature: Promise<void>,
-): Promise<LaneOutcome> {
-  try {
-    await signature;
-  } catch (e) {
-    if (e instanceof ProtocolError) return { error: e };
-    throw e;
-  }
-  const now = ctx.now();
+  now: Date,
+): LaneOutcome {
   const nowSec = now.getTime() / 1000;
   // An identical token answered while this copy was being verified.
   const hit = ctx.replay.lookup(parsed.text, nowSec);
@@ -311,32 +396,37 @@ async function step(
       result: { ...base, reply: null, outcome: "no_action", detail },
     };
   }
-  const answer = baseClaims(ctx, claims.sub);
+  const answer = baseClaims(ctx, claims.sub, now);
   answer.id_request = sha256Hex(parsed.payloadBytes);
   answer.next_number = t.nextNumber;
   const reply = entry.reply = signAnswer(ctx, answer);
   const completedWalk = sn === ctx.states - 1 &&
     previousState === ctx.states - 2;
   const unlisted = members ? !members.has(claims.registration) : false;
-  const ready = ctx.store.record(group, {
+  const event = {
     state: t.state,
     registration: claims.registration,
     completedWalk,
     at: now,
     ...(unlisted ? { unlisted } : {}),
     replay: entry,
-  }).catch((e) => {
+  };
+  const ready = ctx.store.record(group, event).then(() => {
+    // Once durable, retransmissions need not wait: drop the settled promise.
+    delete entry.ready;
+  }, (e) => {
     // Not durable (a full disk). An answer that acknowledges only what is
     // already on disk may still go out; any other is never sent, and the
     // token is forgotten so that its retransmission is tried afresh.
-    if (ctx.store.durableState(group) === t.state) return;
+    if (ctx.store.durableState(group) === t.state) {
+      delete entry.ready;
+      return;
+    }
     ctx.replay.remove(entry);
     throw e;
   });
-  ready.catch(() => {}); // awaited below and by retransmissions
+  // finish() awaits it at once, retransmissions later.
   entry.ready = ready;
-  // Once durable, retransmissions need not wait: drop the settled promise.
-  ready.then(() => delete entry.ready, () => {});
   ctx.replay.add(entry, nowSec);
   const result: PacketResult = {
     ...base,
@@ -378,9 +468,11 @@ function notDurable(result: PacketResult, e: unknown): PacketResult {
 }
 
 /**
- * Handles one datagram. A datagram refused by a cheap check (and a
- * retransmission whose answer is already durable) is decided synchronously,
- * so junk costs no promise; the others return a promise.
+ * Handles one datagram. A datagram refused by a cheap check, a retransmission
+ * whose answer is already durable, and a request whose signature is checked
+ * on this thread and refused or whose claims fail are decided synchronously;
+ * the others return a promise (an answer that acknowledges a transition
+ * waits for the store, a signature checked on another thread for it).
  *
  * @param bytes The datagram (owned by the handler: copy receive buffers).
  * @param ctx Keys, secret, store, cache, clock and limits.
@@ -393,13 +485,16 @@ export function handlePacket(
   options?: HandleOptions,
 ): PacketResult | Promise<PacketResult> {
   const opts = options ?? {};
-  const ascii = isAsciiText(bytes);
+  const decoded = decoder.decode(bytes);
+  const ascii = ASCII_TEXT.test(decoded);
   const request: Request = {
     size: bytes.length,
-    text: ascii ? trimToken(new TextDecoder().decode(bytes)) : "",
+    text: ascii ? trimToken(decoded) : "",
   };
-  const nowSec = ctx.now().getTime() / 1000;
-  const hit = ascii ? ctx.replay.lookup(request.text, nowSec) : undefined;
+  const now = ctx.now();
+  const hit = ascii
+    ? ctx.replay.lookup(request.text, now.getTime() / 1000)
+    : undefined;
   if (hit) return finish(replayed(hit), ctx, request, opts);
   let parsed: ParsedToken;
   let key: GroupKey;
@@ -417,7 +512,7 @@ export function handlePacket(
       // Over budget: a request that would fail its claims is shed here,
       // without signature work.
       (v1 ? checkClaimsV1 : checkClaims)(parsed.payload, {
-        now: ctx.now(),
+        now,
         leewaySec: ctx.leewaySec,
       });
     }
@@ -427,8 +522,21 @@ export function handlePacket(
     }
     throw e;
   }
-  const signature = verifySignature(parsed, key);
-  signature.catch(() => {}); // awaited in the lane; avoids an unhandled rejection
-  return inLane(ctx, key.group, () => step(ctx, parsed, key, signature))
-    .then((outcome) => finish(outcome, ctx, request, opts));
+  if (!ctx.lanes.has(key.group)) {
+    // No earlier request of the group is waiting: when the key can check
+    // the signature on this thread, decide now, in one synchronous pass.
+    let verified: boolean | undefined;
+    try {
+      verified = verifySignatureNow(parsed, key, { busy: opts.busy ?? false });
+    } catch (e) {
+      if (e instanceof ProtocolError) {
+        return errorResult(e, ctx, request, undefined, opts);
+      }
+      throw e;
+    }
+    if (verified) {
+      return finish(decide(ctx, parsed, key, now), ctx, request, opts);
+    }
+  }
+  return enqueue(ctx, { parsed, key, request, options: opts });
 }

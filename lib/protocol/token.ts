@@ -19,6 +19,7 @@ import { type ErrorCode, protocolError } from "./errors.ts";
 import { COLOURS } from "./fsm.ts";
 import type { GroupKey, VerifyKey } from "../keys/key_ring.ts";
 import { KEY_ALGORITHMS } from "../keys/public_key.ts";
+import { syncVerifier, type SyncVerifierOptions } from "../keys/verify.ts";
 
 /** The audience every request names and the issuer of every answer. */
 export const AUDIENCE = "udp.socket.server.for.jwt";
@@ -130,6 +131,14 @@ function decodeJsonObject(
  * @returns The text without surrounding whitespace.
  */
 export function trimToken(text: string): string {
+  // Most datagrams have nothing to trim: two char codes tell.
+  if (text.length === 0) return text;
+  const first = text.charCodeAt(0);
+  const last = text.charCodeAt(text.length - 1);
+  if (
+    first !== 0x20 && (first < 0x09 || first > 0x0d) &&
+    last !== 0x20 && (last < 0x09 || last > 0x0d)
+  ) return text;
   return text.replace(/^[\t\n\v\f\r ]+|[\t\n\v\f\r ]+$/g, "");
 }
 
@@ -380,6 +389,35 @@ export async function verifySignature(
       `signature does not verify with the key of group ${key.group}`,
     );
   }
+}
+
+/**
+ * Verifies the signature on this thread when the key's verifier can
+ * (OpenSSL inline): {@linkcode verifySignature} without a promise.
+ *
+ * @param parsed The parsed token.
+ * @param key The group's key.
+ * @param options Whether the main thread is busy (then a key verified on
+ * another thread is left to {@linkcode verifySignature}).
+ * @returns True when verified; undefined when only the asynchronous
+ * {@linkcode verifySignature} can decide.
+ * @throws {ProtocolError} `BAD_SIGNATURE`.
+ */
+export function verifySignatureNow(
+  parsed: ParsedToken,
+  key: GroupKey,
+  options?: SyncVerifierOptions,
+): true | undefined {
+  const sync = syncVerifier(key.verify, options);
+  if (sync === undefined) return undefined;
+  const ok = sync(parsed.signingInput, parsed.signature);
+  if (ok === false) {
+    fail(
+      "BAD_SIGNATURE",
+      `signature does not verify with the key of group ${key.group}`,
+    );
+  }
+  return ok;
 }
 
 function isInteger(v: unknown): v is number {

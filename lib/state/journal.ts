@@ -58,7 +58,7 @@ const SNAPSHOT_REPLAY = 4096;
 /** The file operations the store uses; `Deno.FsFile` has them. */
 export type JournalFile = Pick<
   Deno.FsFile,
-  "write" | "truncate" | "syncData" | "close"
+  "writeSync" | "truncate" | "syncData" | "syncDataSync" | "close"
 >;
 
 /** Where the store reports a disk that cannot be written (a LogTape logger). */
@@ -130,7 +130,7 @@ function stamp(): string {
   return new Date().toISOString().replace(/[:.]/g, "-");
 }
 
-async function writeAll(file: JournalFile, bytes: Uint8Array): Promise<void> {
+async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
   let off = 0;
   while (off < bytes.length) off += await file.write(bytes.subarray(off));
 }
@@ -142,6 +142,12 @@ function openForAppend(path: string): Promise<JournalFile> {
 /** The first retry after a failed write, and the longest wait, in ms. */
 const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 5_000;
+/**
+ * A batch of one line is fdatasync'd on the main thread while the last
+ * fdatasync took less than this (ms); larger batches, and every batch on a
+ * slower disk, sync on Deno's thread pool.
+ */
+const SYNC_INLINE_MS = 1;
 /** How often a persisting write failure is logged again, in ms. */
 const LOG_INTERVAL_MS = 10_000;
 
@@ -198,6 +204,8 @@ export class JournalStore implements StateStore {
     | undefined;
   #refused = 0;
   #compactRetryAtMs = 0;
+  /** How long the last batch's fdatasync took, in ms (unknown at first). */
+  #lastSyncMs = Infinity;
   /** Batches written, lines written, compactions done. */
   readonly stats = { batches: 0, lines: 0, compactions: 0 };
 
@@ -407,8 +415,26 @@ export class JournalStore implements StateStore {
       if (this.#dirty) await this.#cutBack();
       this.#dirty = true;
       const started = performance.now();
-      await writeAll(this.#file, bytes);
-      if (this.#fsync) await this.#file.syncData();
+      // A batch is a few KiB appended to the page cache: written on this
+      // thread, it saves a thread-pool round trip per batch (measured at W=1
+      // --no-fsync: p50 0.22-0.26 ms against 0.28-0.29 ms, and 20-45 µs of
+      // CPU per answer); the fdatasync below stays off the main thread.
+      let off = 0;
+      while (off < bytes.length) {
+        off += this.#file.writeSync(bytes.subarray(off));
+      }
+      if (this.#fsync) {
+        // One line means the server is not busy: syncing on this thread
+        // saves the thread-pool round trip before the answer (measured at
+        // W=1, RS256: p50 0.44-0.48 ms against 0.52-0.53 ms). A disk slower
+        // than SYNC_INLINE_MS would stall the receive loop: it syncs on the
+        // pool, and so does any larger batch.
+        const syncStarted = performance.now();
+        if (batch.length === 1 && this.#lastSyncMs < SYNC_INLINE_MS) {
+          this.#file.syncDataSync();
+        } else await this.#file.syncData();
+        this.#lastSyncMs = performance.now() - syncStarted;
+      }
       this.#dirty = false;
       this.#onCommit?.((performance.now() - started) / 1000);
     } catch (e) {

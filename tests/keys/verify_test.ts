@@ -4,6 +4,7 @@ import { parseToken } from "../../lib/protocol/token.ts";
 import {
   rawEcdsaToDer,
   selectBackend,
+  syncVerifier,
   webCryptoBackend,
 } from "../../lib/keys/verify.ts";
 import { VECTORS } from "../_helpers.ts";
@@ -84,6 +85,46 @@ Deno.test({
       checked > 400 && valid >= 47,
       `${checked} checks, ${valid} valid`,
     );
+  },
+});
+
+Deno.test({
+  name:
+    "syncVerifier() decides RS256 and ES256 on the calling thread as the asynchronous verifier does",
+  ignore: !HAS_OPENSSL,
+  fn: async () => {
+    const fast = await loadKeys(`${VECTORS}keys_pub`, { backend: native });
+    const slow = await loadKeys(`${VECTORS}keys_pub`, {
+      backend: webCryptoBackend,
+    });
+    let decided = 0;
+    for (const v of vectors) {
+      let parsed;
+      try {
+        parsed = parseToken(v.token);
+      } catch {
+        continue;
+      }
+      for (const [group, key] of fast.groups) {
+        assert.equal(syncVerifier(slow.groups.get(group)!.verify), undefined);
+        // RSA and P-256 are never left to another thread, busy or not; the
+        // backend hands Ed25519 to WebCrypto.
+        const sync = syncVerifier(key.verify, { busy: true });
+        if (key.info.type === "OKP") {
+          assert.equal(sync, undefined, group);
+          continue;
+        }
+        assert.ok(sync, `${group} has a synchronous form`);
+        const now = sync(parsed.signingInput, parsed.signature);
+        const later = await key.verify(parsed.signingInput, parsed.signature);
+        // undefined: OpenSSL calls it malformed and WebCrypto decides.
+        if (now !== undefined) {
+          assert.equal(now, later, `${v.name} with the key of ${group}`);
+          decided++;
+        } else assert.equal(later, false, v.name);
+      }
+    }
+    assert.ok(decided > 400, `${decided} decided synchronously`);
   },
 });
 

@@ -44,13 +44,13 @@ class FullDisk implements JournalFile {
     this.#file = file;
   }
 
-  async write(p: Uint8Array): Promise<number> {
+  writeSync(p: Uint8Array): number {
     this.writes++;
     if (this.space <= 0) {
       throw new Error("No space left on device (os error 28)");
     }
     const n = Math.min(p.length, this.space);
-    const written = await this.#file.write(p.subarray(0, n));
+    const written = this.#file.writeSync(p.subarray(0, n));
     this.space -= written;
     return written;
   }
@@ -65,6 +65,10 @@ class FullDisk implements JournalFile {
 
   syncData(): Promise<void> {
     return this.#file.syncData();
+  }
+
+  syncDataSync(): void {
+    this.#file.syncDataSync();
   }
 
   close(): void {
