@@ -11,13 +11,12 @@
 import { algorithmFlag, usageError, wholeNumber } from "./_flags.ts";
 import { ConfigError, fileProblem, type Io } from "./errors.ts";
 import {
-  describePublicKey,
   type LoadedPrivateKey,
   loadPrivateKey,
   PassphraseError,
   type PassphraseSource,
-  sshFingerprint,
 } from "../keys/private_key.ts";
+import { describePublicKey, sshFingerprint } from "../keys/public_half.ts";
 import { GROUP_NAME } from "../keys/key_ring.ts";
 import { type RetryOptions, seededRandom } from "../client/retry.ts";
 import {

@@ -26,16 +26,15 @@ import {
   wholeNumber,
 } from "./_flags.ts";
 import { ConfigError, type Io } from "./errors.ts";
+import { toPem, webCryptoAlgorithm } from "../keys/private_key.ts";
 import {
   describePublicKey,
-  jwkThumbprint,
   type PublicHalf,
   publicKeyOf,
   sshFingerprint,
-  toPem,
-  webCryptoAlgorithm,
-} from "../keys/private_key.ts";
+} from "../keys/public_half.ts";
 import {
+  jwkThumbprint,
   KEY_ALGORITHMS,
   type KeyAlgorithm,
   RSA_ALGORITHMS,

@@ -26,7 +26,8 @@
  */
 
 import { type KeyAlgorithm, RSA_ALGORITHMS } from "./public_key.ts";
-import { bitLength, cursor } from "./_bytes.ts";
+import { type PublicHalf, publicKeyOf, unb64url } from "./public_half.ts";
+import { cursor } from "./_bytes.ts";
 import {
   enter,
   OID_EC,
@@ -37,7 +38,6 @@ import {
   readOid,
   TAG,
 } from "./_der.ts";
-import { encodeWire } from "./_ssh_wire.ts";
 import {
   decryptPbes2,
   parseEncryptedKeyInfo,
@@ -88,24 +88,6 @@ export interface ParseOptions {
   passphrase?: PassphraseSource;
 }
 
-/** The public half of a private key, in the forms the server reads. */
-export interface PublicHalf {
-  /** The key type. */
-  type: "RSA" | "EC" | "OKP";
-  /** The curve of an EC or Ed25519 key. */
-  curve?: KeyCurve;
-  /** The RSA modulus size, or the curve's size (255 for Ed25519). */
-  bits: number;
-  /** The public JWK: `kty` and `n`, `e` or `crv`, `x` (and `y`). */
-  jwk: JsonWebKey;
-  /** The OpenSSH key type, e.g. `ssh-ed25519`. */
-  sshType: string;
-  /** The OpenSSH wire blob, the input of the `SHA256:` fingerprint. */
-  sshBlob: Uint8Array<ArrayBuffer>;
-  /** The SubjectPublicKeyInfo DER. */
-  spki: Uint8Array<ArrayBuffer>;
-}
-
 /** An imported private key and its public half. */
 export interface LoadedPrivateKey {
   /** The parsed key. */
@@ -147,7 +129,6 @@ const EC_ALG = {
   "P-384": "ES384",
   "P-521": "ES512",
 } as const;
-const EC_BITS = { "P-256": 256, "P-384": 384, "P-521": 521 } as const;
 /** The private scalar's length, by curve, to tell a SEC1 key without one. */
 const EC_SIZES: Record<number, "P-256" | "P-384" | "P-521"> = {
   32: "P-256",
@@ -189,17 +170,6 @@ function tlv(tag: number, ...parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
 
 function pkcs8Of(algorithm: Uint8Array, inner: Uint8Array) {
   return tlv(TAG.SEQUENCE, VERSION_0, algorithm, tlv(TAG_OCTET_STRING, inner));
-}
-
-function b64url(bytes: Uint8Array): string {
-  return bytes.toBase64({ alphabet: "base64url", omitPadding: true });
-}
-
-function unb64url(text: unknown, what: string): Uint8Array {
-  if (typeof text !== "string" || !/^[A-Za-z0-9_-]+$/.test(text)) {
-    throw new SyntaxError(`the JWK's "${what}" is not base64url`);
-  }
-  return Uint8Array.fromBase64(text, { alphabet: "base64url" });
 }
 
 function unsupported(oid: string): SyntaxError {
@@ -563,115 +533,6 @@ export function webCryptoAlgorithm(
   if (alg.startsWith("PS")) return { name: "RSA-PSS", hash };
   if (alg === "EdDSA") return { name: "Ed25519" };
   return { name: "ECDSA", namedCurve: curve ?? "P-256" };
-}
-
-/**
- * Derives the public half of a private WebCrypto key.
- *
- * @param key An extractable private key (RSA, ECDSA or Ed25519).
- * @returns The public key as a JWK, an OpenSSH blob and SPKI DER.
- */
-export async function publicKeyOf(key: CryptoKey): Promise<PublicHalf> {
-  const jwk = await crypto.subtle.exportKey("jwk", key);
-  // Keep only the public members: kty, n and e, or kty, crv, x (and y).
-  const publicJwk = Object.fromEntries(
-    Object.entries(jwk).filter(([name]) =>
-      ["kty", "n", "e", "crv", "x", "y"].includes(name)
-    ),
-  ) as JsonWebKey;
-  const pub = await crypto.subtle.importKey(
-    "jwk",
-    publicJwk,
-    key.algorithm,
-    true,
-    ["verify"],
-  );
-  const spki = new Uint8Array(await crypto.subtle.exportKey("spki", pub));
-  if (publicJwk.kty === "RSA") {
-    const n = unb64url(publicJwk.n, "n");
-    const e = unb64url(publicJwk.e, "e");
-    return {
-      type: "RSA",
-      bits: bitLength(n),
-      jwk: publicJwk,
-      sshType: "ssh-rsa",
-      sshBlob: encodeWire(["ssh-rsa", { mpint: e }, { mpint: n }]),
-      spki,
-    };
-  }
-  const x = unb64url(publicJwk.x, "x");
-  if (publicJwk.kty === "OKP") {
-    return {
-      type: "OKP",
-      curve: "Ed25519",
-      bits: 255,
-      jwk: publicJwk,
-      sshType: "ssh-ed25519",
-      sshBlob: encodeWire(["ssh-ed25519", x]),
-      spki,
-    };
-  }
-  const curve = publicJwk.crv as "P-256" | "P-384" | "P-521";
-  const bits = EC_BITS[curve];
-  const point = new Uint8Array(1 + x.length * 2);
-  point[0] = 0x04;
-  point.set(x, 1);
-  point.set(unb64url(publicJwk.y, "y"), 1 + x.length);
-  const name = `nistp${bits}`;
-  return {
-    type: "EC",
-    curve,
-    bits,
-    jwk: publicJwk,
-    sshType: `ecdsa-sha2-${name}`,
-    sshBlob: encodeWire([`ecdsa-sha2-${name}`, name, point]),
-    spki,
-  };
-}
-
-/**
- * The `ssh-keygen -l` style fingerprint of a public half.
- *
- * @param key The public half.
- * @returns `SHA256:` and the unpadded base64 of the blob's SHA-256.
- */
-export async function sshFingerprint(key: PublicHalf): Promise<string> {
-  const digest = new Uint8Array(
-    await crypto.subtle.digest("SHA-256", key.sshBlob),
-  );
-  return `SHA256:${digest.toBase64({ omitPadding: true })}`;
-}
-
-/**
- * The RFC 7638 JWK thumbprint (SHA-256, base64url): the server's key id for
- * a key without `kid`.
- *
- * @param key The public half.
- * @returns The thumbprint.
- */
-export async function jwkThumbprint(key: PublicHalf): Promise<string> {
-  const j = key.jwk;
-  // The required members in lexicographic order, no whitespace.
-  const members = j.kty === "RSA"
-    ? { e: j.e, kty: j.kty, n: j.n }
-    : j.kty === "OKP"
-    ? { crv: j.crv, kty: j.kty, x: j.x }
-    : { crv: j.crv, kty: j.kty, x: j.x, y: j.y };
-  const digest = await crypto.subtle.digest(
-    "SHA-256",
-    new TextEncoder().encode(JSON.stringify(members)),
-  );
-  return b64url(new Uint8Array(digest));
-}
-
-/**
- * A one-line description, e.g. `RSA 2048`, `EC P-384` or `Ed25519`.
- *
- * @param key The public half.
- * @returns The type and size.
- */
-export function describePublicKey(key: PublicHalf): string {
-  return key.type === "RSA" ? `RSA ${key.bits}` : keyName(key);
 }
 
 /**

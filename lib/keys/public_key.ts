@@ -410,7 +410,7 @@ export async function fingerprint(key: PublicKeyInfo): Promise<string> {
  * @param key A parsed key.
  * @returns The thumbprint, 43 characters.
  */
-export async function jwkThumbprint(key: PublicKeyInfo): Promise<string> {
+export async function jwkThumbprint(key: { jwk: JsonWebKey }): Promise<string> {
   const { kty, crv, e, n, x, y } = key.jwk;
   const members = kty === "RSA"
     ? { e, kty, n }

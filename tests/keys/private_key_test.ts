@@ -15,15 +15,16 @@ import { fileURLToPath } from "node:url";
 import { keySigner } from "../../lib/client/walk.ts";
 import { nodeVerifies, opensslVerifies } from "./_signatures.ts";
 import {
-  describePublicKey,
-  jwkThumbprint,
   loadPrivateKey,
   parsePrivateKey,
   PassphraseError,
-  sshFingerprint,
   toPem,
 } from "../../lib/keys/private_key.ts";
-import { type KeyAlgorithm } from "../../lib/keys/public_key.ts";
+import {
+  describePublicKey,
+  sshFingerprint,
+} from "../../lib/keys/public_half.ts";
+import { jwkThumbprint, type KeyAlgorithm } from "../../lib/keys/public_key.ts";
 
 const DIR = fileURLToPath(
   new URL("../testdata/private_keys/", import.meta.url),
