@@ -23,10 +23,8 @@ import { ConfigError, type Io } from "./errors.ts";
 import {
   answerText,
   KEY_HELP,
-  loadKeys,
   parseEventRange,
   parseWalkArgs,
-  readFileFor,
   runWalk,
   stepFields,
   targetText,
@@ -35,6 +33,7 @@ import {
   WALK_HELP,
   type WalkArgs,
 } from "./_send_common.ts";
+import { loadKeys, readFileFor } from "./_walk_keys.ts";
 import {
   type AnswerVerifier,
   jwksVerifier,

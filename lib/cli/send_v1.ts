@@ -19,7 +19,6 @@ import type { Io } from "./errors.ts";
 import {
   answerText,
   KEY_HELP,
-  loadKeys,
   parseEventRange,
   parseWalkArgs,
   runWalk,
@@ -30,6 +29,7 @@ import {
   WALK_HELP,
   type WalkArgs,
 } from "./_send_common.ts";
+import { loadKeys } from "./_walk_keys.ts";
 import { type StepReportV1, walkV1 } from "../client/walk_v1.ts";
 import { V1_MAX_MEMBERS } from "../protocol/profile_v1.ts";
 
