@@ -177,7 +177,8 @@ Deno.test({
         assert.equal(alpha.walks, "1");
         assert.match(alpha.members, /^1\/2missing 20230002$/);
         assert.match(alpha.errors, /2 BAD_SIGNATURE/);
-        assert.match(alpha.when, /^4[4-7] s ago$/);
+        // Set 45 s before the page loaded; a busy machine adds seconds.
+        assert.match(alpha.when, /^(4[4-9]|5[0-9]) s ago$/);
         const beta = await waitRow(tab, "BETA", () => true, "a row");
         assert.equal(beta.lit, -1);
         assert.equal(beta.colour, "no request yet");
@@ -224,7 +225,7 @@ Deno.test({
       );
       assert.equal(alpha.colour, "3 GREEN");
       assert.equal(alpha.what, "→ GREEN");
-      assert.match(alpha.when, /^[0-2] s ago$/);
+      assert.match(alpha.when, /^[0-5] s ago$/);
       assert.match(alpha.members, /^2\/2all seen$/);
       fake.push("group", {
         group: "ALPHA",
@@ -519,7 +520,7 @@ Deno.test({
       }
       row = await waitRow(tab, "CHEDIMON", (r) => r.lit === 3, "at GREEN");
       assert.equal(row.colour, "3 GREEN");
-      assert.match(row.when, /^[0-2] s ago$/);
+      assert.match(row.when, /^[0-5] s ago$/);
       for (let n = 4; n <= 6; n++) {
         await step(client, addr, "CHEDIMON", n, (n + 1) % 7);
       }
