@@ -22,7 +22,7 @@ import { checkClaimsV1, readGroupV1 } from "./profile_v1.ts";
 import type { GroupKey } from "../keys/key_ring.ts";
 import type { ReplayCache, ReplayEntry } from "../state/replay.ts";
 import type { Roster } from "../state/roster.ts";
-import type { StateStore } from "../state/store.ts";
+import type { GroupEvent, StateStore } from "../state/store.ts";
 import {
   AUDIENCE,
   checkAlg,
@@ -411,23 +411,7 @@ function decide(
     ...(unlisted ? { unlisted } : {}),
     replay: entry,
   };
-  const ready = ctx.store.record(group, event).then(() => {
-    // Once durable, retransmissions need not wait: drop the settled promise.
-    delete entry.ready;
-  }, (e) => {
-    // Not durable (a full disk). An answer that acknowledges only what is
-    // already on disk may still go out; any other is never sent, and the
-    // token is forgotten so that its retransmission is tried afresh.
-    if (ctx.store.durableState(group) === t.state) {
-      delete entry.ready;
-      return;
-    }
-    ctx.replay.remove(entry);
-    throw e;
-  });
-  // finish() awaits it at once, retransmissions later.
-  entry.ready = ready;
-  ctx.replay.add(entry, nowSec);
+  const ready = recordStep(ctx, group, event, entry, nowSec);
   const result: PacketResult = {
     ...base,
     reply,
@@ -438,6 +422,46 @@ function decide(
     unlisted,
   };
   return { result, ready };
+}
+
+/**
+ * Records an accepted step and returns the barrier its answer waits for. Once
+ * the step is durable, retransmissions of its token need not wait. When it
+ * cannot be made durable (a full disk), an answer that acknowledges only what
+ * is already on disk may still go out; any other is never sent, and the token
+ * is forgotten so that its retransmission is tried afresh. Both profiles use
+ * it.
+ *
+ * @param ctx The handler context.
+ * @param group The upper-case group.
+ * @param event The step.
+ * @param entry The token's cache entry, when the token is cached.
+ * @param nowSec The time, for the cache.
+ * @returns Resolves when the answer may go out; rejects when it may not.
+ */
+export function recordStep(
+  ctx: HandlerContext,
+  group: string,
+  event: GroupEvent,
+  entry: ReplayEntry | undefined,
+  nowSec: number,
+): Promise<void> {
+  const ready = ctx.store.record(group, event).then(() => {
+    if (entry) delete entry.ready;
+  }, (e) => {
+    if (ctx.store.durableState(group) === event.state) {
+      if (entry) delete entry.ready;
+      return;
+    }
+    if (entry) ctx.replay.remove(entry);
+    throw e;
+  });
+  if (entry) {
+    // finish() awaits it at once, retransmissions later.
+    entry.ready = ready;
+    ctx.replay.add(entry, nowSec);
+  }
+  return ready;
 }
 
 /** The answer of a decided request, released once its transition is durable. */

@@ -14,7 +14,12 @@
 
 import { ProtocolError, protocolError } from "./errors.ts";
 import { signAnswer } from "./answer_signer.ts";
-import type { HandlerContext, LaneOutcome, PacketResult } from "./handler.ts";
+import {
+  type HandlerContext,
+  type LaneOutcome,
+  type PacketResult,
+  recordStep,
+} from "./handler.ts";
 import {
   advanceV1,
   answerClaimsV1,
@@ -98,27 +103,21 @@ export function stepV1(
   const completedWalk = sn === max && previousState === max - 1;
   const m = claims.matricula;
   const unlisted = members ? typeof m !== "number" || !members.has(m) : false;
-  const ready = ctx.store.record(group, {
-    state: t.state,
-    registration: m,
-    completedWalk,
-    at: now,
-    seqMax: max,
-    ...(unlisted ? { unlisted } : {}),
-    ...(entry ? { replay: entry } : {}),
-  }).catch((e) => {
-    // As in protocol 2: an answer that acknowledges only what is already on
-    // disk may still go out; any other is dropped and its token forgotten.
-    if (ctx.store.durableState(group) === t.state) return;
-    if (entry) ctx.replay.remove(entry);
-    throw e;
-  });
-  ready.catch(() => {}); // awaited by the handler and by retransmissions
-  if (entry) {
-    entry.ready = ready;
-    ready.then(() => delete entry.ready, () => {});
-    ctx.replay.add(entry, nowSec);
-  }
+  const ready = recordStep(
+    ctx,
+    group,
+    {
+      state: t.state,
+      registration: m,
+      completedWalk,
+      at: now,
+      seqMax: max,
+      ...(unlisted ? { unlisted } : {}),
+      ...(entry ? { replay: entry } : {}),
+    },
+    entry,
+    nowSec,
+  );
   const result: PacketResult = {
     ...base,
     reply,
