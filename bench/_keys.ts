@@ -6,20 +6,13 @@
  * @module
  */
 
+import type { KeyAlgorithm } from "../lib/keys/public_key.ts";
+
 /** The two request algorithms of protocol 2 (the load tool's modes). */
 export type Alg = "RS256" | "ES256";
 
 /** Every request algorithm of protocol 2.1. */
-export type AnyAlg =
-  | Alg
-  | "RS384"
-  | "RS512"
-  | "PS256"
-  | "PS384"
-  | "PS512"
-  | "ES384"
-  | "ES512"
-  | "EdDSA";
+export type AnyAlg = KeyAlgorithm;
 
 function rsa(name: string, hash: string): RsaHashedKeyGenParams {
   return {
